@@ -1,0 +1,1 @@
+"""An embedded Stitch Import API emulator that stores rows in a local SQLite database."""

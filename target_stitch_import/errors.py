@@ -1,0 +1,55 @@
+"""The package's one error tree.
+
+Every error carries what a user needs to act on it (the stream or table, the HTTP status,
+Stitch's own message) and never the token or a request body.
+"""
+
+from __future__ import annotations
+
+
+class StitchImportError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class ConfigError(StitchImportError):
+    """The settings cannot work (bad region, unreachable combination, ...)."""
+
+
+class RecordError(StitchImportError):
+    """A record cannot be sent as it is (too large for any batch, bad key, bad field)."""
+
+
+class ApiError(StitchImportError):
+    """The Import API answered with an error, or could not be reached.
+
+    Attributes:
+        table: The destination table of the request, or None for status checks.
+        status: The HTTP status, or None when no response came back.
+        api_message: Stitch's own message from the response body (or the transport error).
+    """
+
+    def __init__(self, table: str | None, status: int | None, api_message: str) -> None:
+        self.table = table
+        self.status = status
+        self.api_message = api_message
+        where = f"table '{table}'" if table is not None else "Import API"
+        what = f"HTTP {status}" if status is not None else "no response"
+        super().__init__(f"{where}: {what}: {api_message}")
+
+
+class RetriableApiError(ApiError):
+    """A 5xx, a 429, a dropped connection or a timeout: worth trying again."""
+
+    def __init__(
+        self,
+        table: str | None,
+        status: int | None,
+        api_message: str,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(table, status, api_message)
+        self.retry_after = retry_after
+
+
+class FatalApiError(ApiError):
+    """Any other 4xx (or retries exhausted): the run must stop."""

@@ -1,0 +1,239 @@
+"""The target's settings: declared once (JSON schema for the SDK), read once (a frozen dataclass)."""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass
+from pathlib import Path
+
+from singer_sdk import typing as th
+
+from target_stitch_import.contract import MAX_BODY_BYTES, MAX_MESSAGES, Region
+from target_stitch_import.errors import ConfigError
+from target_stitch_import.schema import SchemaMode
+from target_stitch_import.sequence import SequenceSource
+
+#: The smallest body limit that still leaves room for a header and one small record.
+MIN_BATCH_BYTES = 1_000
+MAX_IN_FLIGHT = 16
+
+CONFIG_JSONSCHEMA = th.PropertiesList(
+    th.Property(
+        "token",
+        th.StringType,
+        required=True,
+        secret=True,
+        title="Import API access token",
+        description=(
+            "The Stitch Import API access token of the integration "
+            "(env TARGET_STITCH_IMPORT_TOKEN). Never logged."
+        ),
+    ),
+    th.Property(
+        "region",
+        th.StringType,
+        default=Region.US.value,
+        allowed_values=[r.value for r in Region],
+        title="Region",
+        description="Stitch data pipeline region: 'us' (api.stitchdata.com) or 'eu'.",
+    ),
+    th.Property(
+        "api_url",
+        th.StringType,
+        title="API base URL",
+        description=(
+            "Overrides the region's base URL, e.g. http://127.0.0.1:8765 for the "
+            "embedded emulator (stitch-import-emulator serve)."
+        ),
+    ),
+    th.Property(
+        "max_batch_bytes",
+        th.IntegerType,
+        default=MAX_BODY_BYTES,
+        title="Maximum request body bytes",
+        description=(
+            "No request body sent is larger than this (measured on the exact bytes "
+            f"sent); at most {MAX_BODY_BYTES:,}."
+        ),
+    ),
+    th.Property(
+        "batch_size_rows",
+        th.IntegerType,
+        default=MAX_MESSAGES,
+        title="Maximum messages per request",
+        description=f"A batch is sent when it holds this many messages; at most {MAX_MESSAGES:,}.",
+    ),
+    th.Property(
+        "max_batch_age_seconds",
+        th.NumberType,
+        default=60,
+        title="Maximum batch age (seconds)",
+        description=(
+            "A table's open batch is sent once its oldest record waited this long, even "
+            "when the tap is idle; bounds how stale STATE can get."
+        ),
+    ),
+    th.Property(
+        "request_timeout_seconds",
+        th.NumberType,
+        default=120,
+        title="Request timeout (seconds)",
+        description="Seconds to wait for a connection and for the answer of each request.",
+    ),
+    th.Property(
+        "max_retry_seconds",
+        th.NumberType,
+        default=600,
+        title="Maximum retry time (seconds)",
+        description=(
+            "5xx, 429, dropped connections and timeouts are retried with exponential "
+            "backoff and jitter until this much time has passed; then the run stops."
+        ),
+    ),
+    th.Property(
+        "max_requests_in_flight",
+        th.IntegerType,
+        default=2,
+        title="Requests in flight",
+        description=(
+            "Batch requests sent at the same time while reading goes on "
+            f"(1 to {MAX_IN_FLIGHT}). STATE still waits for every earlier record."
+        ),
+    ),
+    th.Property(
+        "sequence_source",
+        th.StringType,
+        default=SequenceSource.BOOKMARK.value,
+        allowed_values=[s.value for s in SequenceSource],
+        title="Sequence source",
+        description=(
+            "'bookmark': sequences order like the stream's bookmark (replication key) "
+            "value so a replayed older row never overwrites a newer one; 'time': arrival "
+            "time only."
+        ),
+    ),
+    th.Property(
+        "schema_mode",
+        th.StringType,
+        default=SchemaMode.RELAXED.value,
+        allowed_values=[m.value for m in SchemaMode],
+        title="Schema mode",
+        description=(
+            "'relaxed': send a Draft 4 schema that accepts what taps really send (every "
+            "type nullable except keys, $ref resolved, unknown keywords dropped); "
+            "'strict': send the tap's schema as it is."
+        ),
+    ),
+    th.Property(
+        "validate_only",
+        th.BooleanType,
+        default=False,
+        title="Validate only",
+        description=(
+            "Send every batch to /v2/import/validate instead of /batch: nothing is "
+            "persisted and no STATE is written."
+        ),
+    ),
+    th.Property(
+        "dry_run_dir",
+        th.StringType,
+        title="Dry-run directory",
+        description=(
+            "Write each request body to a file in this directory instead of sending it; "
+            "no STATE is written."
+        ),
+    ),
+).to_dict()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings the target works with, checked once at start-up."""
+
+    token: str
+    base_url: str
+    max_batch_bytes: int
+    batch_size_rows: int
+    max_batch_age_seconds: float
+    request_timeout_seconds: float
+    max_retry_seconds: float
+    max_requests_in_flight: int
+    sequence_source: SequenceSource
+    schema_mode: SchemaMode
+    validate_only: bool
+    dry_run_dir: Path | None
+
+    @property
+    def writes_state(self) -> bool:
+        """Whether STATE may be written (not when nothing is persisted)."""
+        return not self.validate_only and self.dry_run_dir is None
+
+    @classmethod
+    def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
+        """Build settings from the SDK's validated config.
+
+        Raises:
+            ConfigError: A value is out of range or settings contradict each other.
+        """
+        try:
+            region = Region(config.get("region") or Region.US.value)
+            sequence_source = SequenceSource(config.get("sequence_source") or "bookmark")
+            schema_mode = SchemaMode(config.get("schema_mode") or "relaxed")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        def get(name: str, default: t.Any) -> t.Any:  # noqa: ANN401
+            value = config.get(name)
+            return default if value is None else value
+
+        settings = cls(
+            token=str(get("token", "")),
+            base_url=str(get("api_url", "") or region.base_url).rstrip("/"),
+            max_batch_bytes=int(get("max_batch_bytes", MAX_BODY_BYTES)),
+            batch_size_rows=int(get("batch_size_rows", MAX_MESSAGES)),
+            max_batch_age_seconds=float(get("max_batch_age_seconds", 60)),
+            request_timeout_seconds=float(get("request_timeout_seconds", 120)),
+            max_retry_seconds=float(get("max_retry_seconds", 600)),
+            max_requests_in_flight=int(get("max_requests_in_flight", 2)),
+            sequence_source=sequence_source,
+            schema_mode=schema_mode,
+            validate_only=bool(get("validate_only", False)),
+            dry_run_dir=Path(config["dry_run_dir"]) if config.get("dry_run_dir") else None,
+        )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Reject values that cannot work.
+
+        Raises:
+            ConfigError: The first problem found.
+        """
+        problems = [
+            (not self.token, "token is required"),
+            (
+                not MIN_BATCH_BYTES <= self.max_batch_bytes <= MAX_BODY_BYTES,
+                f"max_batch_bytes must be between {MIN_BATCH_BYTES:,} and {MAX_BODY_BYTES:,}",
+            ),
+            (
+                not 1 <= self.batch_size_rows <= MAX_MESSAGES,
+                f"batch_size_rows must be between 1 and {MAX_MESSAGES:,}",
+            ),
+            (self.max_batch_age_seconds <= 0, "max_batch_age_seconds must be positive"),
+            (self.request_timeout_seconds <= 0, "request_timeout_seconds must be positive"),
+            (self.max_retry_seconds < 0, "max_retry_seconds must not be negative"),
+            (
+                not 1 <= self.max_requests_in_flight <= MAX_IN_FLIGHT,
+                f"max_requests_in_flight must be between 1 and {MAX_IN_FLIGHT}",
+            ),
+            (
+                not self.base_url.startswith(("http://", "https://")),
+                "api_url must start with http:// or https://",
+            ),
+            (
+                self.validate_only and self.dry_run_dir is not None,
+                "validate_only and dry_run_dir cannot be used together",
+            ),
+        ]
+        for failed, message in problems:
+            if failed:
+                raise ConfigError(message)

@@ -1,0 +1,239 @@
+"""The sink: turns one stream's records into exact Import API bodies for its table.
+
+The sink never opens a socket. It encodes each record once (that encoding is both what is
+sent and what is measured), cuts a batch *before* a record would push the body over
+``max_batch_bytes`` or ``batch_size_rows``, and hands finished bodies to the run's
+:class:`~target_stitch_import.sender.Sender`. ``process_batch`` (the SDK's drain) sends
+what is left and returns only once every body of the table is acknowledged.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import typing as t
+
+import jsonschema
+from singer_sdk.sinks import BatchSink
+from singer_sdk.sinks.core import BaseJSONSchemaValidator
+
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
+
+from target_stitch_import.batch import (
+    Batch,
+    TableHeader,
+    body_size,
+    encode_activate_version,
+    encode_upsert,
+)
+from target_stitch_import.contract import MAX_STRING_KEY_LENGTH
+from target_stitch_import.errors import RecordError
+from target_stitch_import.schema import adapt_schema
+from target_stitch_import.sender import Request
+from target_stitch_import.draft4 import draft4_validator, error_pointer
+
+if t.TYPE_CHECKING:
+    from target_stitch_import.target import StreamState, TargetStitchImport
+
+_KEY_TEXT_LIMIT = 200
+
+
+def describe_key(record: t.Mapping[str, t.Any], key_names: t.Sequence[str]) -> str:
+    """Return a short text naming a record by its key values (or 'without key')."""
+    if not key_names:
+        return "(table without key)"
+    text = ", ".join(f"{name}={record.get(name)!r}" for name in key_names)
+    return text if len(text) <= _KEY_TEXT_LIMIT else text[:_KEY_TEXT_LIMIT] + "..."
+
+
+class Draft4RecordValidator(BaseJSONSchemaValidator):
+    """Validates records as Stitch does: JSON Schema Draft 4 against the schema sent."""
+
+    def __init__(self, schema: dict[str, t.Any], stream: str, key_names: t.Sequence[str]) -> None:
+        """Compile the validator.
+
+        Raises:
+            RecordError: The schema itself is not valid Draft 4.
+        """
+        super().__init__(schema)
+        self._stream = stream
+        self._key_names = key_names
+        try:
+            self._validator = draft4_validator(schema)
+        except jsonschema.SchemaError as exc:
+            msg = f"stream '{stream}': the schema is not valid JSON Schema Draft 4: {exc.message}"
+            raise RecordError(msg) from None
+
+    @override
+    def validate(self, record: dict[str, t.Any]) -> None:
+        """Raise :class:`RecordError` naming stream, key and field when the record fails."""
+        error = jsonschema.exceptions.best_match(self._validator.iter_errors(record))
+        if error is None:
+            return
+        msg = (
+            f"stream '{self._stream}': record {describe_key(record, self._key_names)} does "
+            f"not match the schema sent to Stitch at {error_pointer(error)}: {error.message[:300]}"
+        )
+        raise RecordError(msg)
+
+
+class StitchImportSink(BatchSink):
+    """Builds and hands off the Import API batches of one stream (= one table)."""
+
+    def __init__(
+        self,
+        target: TargetStitchImport,
+        stream_name: str,
+        schema: dict,
+        key_properties: t.Sequence[str] | None,
+    ) -> None:
+        """Create the sink of one stream; its run-wide state comes from the target."""
+        self._settings = target.settings
+        self._sent_schema: dict[str, t.Any] | None = None
+        super().__init__(target, stream_name, schema, key_properties)
+        self._target = target
+        self._stream: StreamState = target.stream_state(stream_name)
+        self._ledger = target.ledger
+        self._sender = target.sender
+        self._lock = threading.Lock()
+        self._batch: Batch | None = None
+        self._batch_version: int | None = None
+        self._batch_hold = 0
+        self._batch_opened = 0.0
+        self._headers: dict[int | None, bytes] = {}
+
+    # Schema sent and validation
+
+    @property
+    def sent_schema(self) -> dict[str, t.Any]:
+        """The schema each batch carries (the stream's schema after ``schema_mode``)."""
+        if self._sent_schema is None:
+            self._sent_schema = adapt_schema(
+                self.schema,
+                self.key_properties,
+                self._settings.schema_mode,
+            )
+        return self._sent_schema
+
+    @override
+    def get_validator(self) -> BaseJSONSchemaValidator | None:
+        """Validate locally against exactly the schema that is sent (Draft 4)."""
+        if not self.validate_schema:
+            return None
+        return Draft4RecordValidator(self.sent_schema, self.stream_name, self.key_properties)
+
+    # Records
+
+    @override
+    def process_record(self, record: dict, context: dict) -> None:
+        """Encode the record as an upsert message and add it to the table's open batch."""
+        self._sender.raise_if_failed()
+        key_names = self.key_properties
+        for name in key_names:
+            value = record.get(name)
+            if value is None:
+                msg = (
+                    f"stream '{self.stream_name}': record {describe_key(record, key_names)} "
+                    f"has no value for key property '{name}' (Stitch needs non-null keys)"
+                )
+                raise RecordError(msg)
+            if isinstance(value, str) and len(value) >= MAX_STRING_KEY_LENGTH:
+                msg = (
+                    f"stream '{self.stream_name}': key property '{name}' is "
+                    f"{len(value)} characters long; Stitch takes string keys of at most "
+                    f"{MAX_STRING_KEY_LENGTH - 1}"
+                )
+                raise RecordError(msg)
+        stream = self._stream
+        version = self._target.record_version
+        if version is None:
+            version = stream.table_version
+        sequence = stream.sequence_for(record)
+        message = encode_upsert(sequence, record)
+        header = self._header(version)
+        if body_size(header, message) > self._settings.max_batch_bytes:
+            msg = (
+                f"stream '{self.stream_name}': record {describe_key(record, key_names)} "
+                f"needs a {body_size(header, message):,}-byte request body, above "
+                f"max_batch_bytes={self._settings.max_batch_bytes:,}; it cannot be sent in any batch"
+            )
+            raise RecordError(msg)
+        position = self._ledger.next_position()
+        with self._lock:
+            batch = self._batch
+            if batch is not None and (self._batch_version != version or not batch.fits(message)):
+                self._send_locked()
+                batch = None
+            if batch is None:
+                batch = self._open_locked(header, version, position)
+            batch.add(message)
+            if batch.is_full:
+                self._send_locked()
+
+    def _header(self, version: int | None) -> bytes:
+        header = self._headers.get(version)
+        if header is None:
+            header = TableHeader(
+                table_name=self.stream_name,
+                schema=self.sent_schema,
+                key_names=tuple(self.key_properties),
+                bookmark_names=self._stream.bookmark_names,
+                table_version=version,
+            ).encode()
+            self._headers[version] = header
+        return header
+
+    def _open_locked(self, header: bytes, version: int | None, position: int) -> Batch:
+        self._batch = Batch(header, self._settings.max_batch_bytes, self._settings.batch_size_rows)
+        self._batch_version = version
+        self._batch_hold = self._ledger.hold(position)
+        self._batch_opened = time.monotonic()
+        return self._batch
+
+    def _send_locked(self) -> None:
+        batch = self._batch
+        if batch is None:
+            return
+        self._batch = None
+        self._sender.submit(
+            Request(self.stream_name, batch.finish(), len(batch), self._batch_hold),
+        )
+
+    # Flushing
+
+    def send_pending(self) -> None:
+        """Hand the open batch (if any) to the sender without waiting."""
+        with self._lock:
+            self._send_locked()
+
+    def send_if_older(self, now: float, max_age: float) -> None:
+        """Hand the open batch to the sender once its oldest record waited ``max_age`` s."""
+        with self._lock:
+            if self._batch is not None and now - self._batch_opened >= max_age:
+                self.logger.debug("Batch of '%s' reached the maximum age", self.stream_name)
+                self._send_locked()
+
+    @override
+    def process_batch(self, context: dict) -> None:
+        """Send what is left and wait until every body of this table is acknowledged."""
+        self.send_pending()
+        self._sender.wait(self.stream_name)
+
+    @override
+    def activate_version(self, new_version: int) -> None:
+        """Switch the table to ``new_version`` once all its earlier batches are acknowledged."""
+        self.process_batch({})
+        self._stream.table_version = new_version
+        position = self._ledger.next_position()
+        header = self._header(new_version)
+        message = encode_activate_version(self._stream.sequencer.time_based(time.time_ns()))
+        batch = Batch(header, self._settings.max_batch_bytes, self._settings.batch_size_rows)
+        batch.add(message)
+        self.logger.info("Activating version %s of table '%s'", new_version, self.stream_name)
+        self._sender.submit(
+            Request(self.stream_name, batch.finish(), 1, self._ledger.hold(position)),
+        )

@@ -1,0 +1,101 @@
+"""Unit tests of exact body building."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+
+import pytest
+
+from target_stitch_import.batch import (
+    Batch,
+    TableHeader,
+    body_size,
+    encode_activate_version,
+    encode_upsert,
+)
+
+
+def header(**kwargs: object) -> bytes:
+    fields = {"table_name": "t", "schema": {"properties": {"id": {"type": "integer"}}}}
+    fields.update(kwargs)
+    return TableHeader(**fields).encode()  # type: ignore[arg-type]
+
+
+def test_upsert_encoding_is_exact() -> None:
+    data = {
+        "id": 1,
+        "amount": decimal.Decimal("12345678901234567890.123456789"),
+        "tiny": decimal.Decimal("1E-9"),
+        "at": dt.datetime(2024, 1, 2, 3, 4, 5, 6000),
+        "at_tz": dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+        "day": dt.date(2024, 1, 2),
+        "name": "Zoë 🐍",
+        "nested": {"list": [1, None, "x"]},
+        "big": 2**70,
+    }
+    encoded = encode_upsert(5, data)
+    assert b'"amount":12345678901234567890.123456789' in encoded
+    assert b'"tiny":1E-9' in encoded
+    assert b'"big":1180591620717411303424' in encoded
+    message = json.loads(encoded, parse_float=decimal.Decimal)
+    assert message["action"] == "upsert"
+    assert message["sequence"] == 5
+    assert message["data"]["at"] == "2024-01-02T03:04:05.006000Z"
+    assert message["data"]["at_tz"] == "2024-01-02T03:04:05+02:00"
+    assert message["data"]["day"] == "2024-01-02"
+    assert message["data"]["name"] == "Zoë 🐍"
+    assert message["data"]["amount"] == decimal.Decimal("12345678901234567890.123456789")
+    assert data["at"].tzinfo is None  # the record itself is not changed
+
+
+def test_header_fields() -> None:
+    body = Batch(header(key_names=("id",), bookmark_names=("u",), table_version=3), 10**6, 10)
+    body.add(encode_activate_version(9))
+    decoded = json.loads(body.finish())
+    assert decoded == {
+        "table_name": "t",
+        "schema": {"properties": {"id": {"type": "integer"}}},
+        "key_names": ["id"],
+        "bookmark_names": ["u"],
+        "table_version": 3,
+        "messages": [{"action": "activate_version", "sequence": 9}],
+    }
+    plain = json.loads(header() + b"]}")
+    assert plain["key_names"] == []
+    assert "table_version" not in plain
+    assert "bookmark_names" not in plain
+
+
+def test_size_is_exact_and_limits_hold() -> None:
+    head = header()
+    messages = [encode_upsert(i, {"id": i, "pad": "x" * (i % 17)}) for i in range(200)]
+    limit = 1_500
+    bodies: list[bytes] = []
+    batch = Batch(head, limit, 7)
+    for message in messages:
+        if not batch.fits(message):
+            bodies.append(batch.finish())
+            batch = Batch(head, limit, 7)
+        batch.add(message)
+        assert len(batch.finish()) == batch.size
+        if batch.is_full:
+            bodies.append(batch.finish())
+            batch = Batch(head, limit, 7)
+    if len(batch):
+        bodies.append(batch.finish())
+    sent = [m for body in bodies for m in json.loads(body)["messages"]]
+    assert [m["sequence"] for m in sent] == list(range(200))
+    assert all(len(body) <= limit for body in bodies)
+    assert all(len(json.loads(body)["messages"]) <= 7 for body in bodies)
+    # Cut only when needed: each body but the last could not take the next message.
+    assert len(bodies) >= 200 // 7
+
+
+@pytest.mark.parametrize("limit", [10, 100])
+def test_a_message_that_never_fits(limit: int) -> None:
+    head = header()
+    message = encode_upsert(1, {"id": 1, "pad": "x" * 200})
+    assert body_size(head, message) > limit
+    assert not Batch(head, limit, 10).fits(message)

@@ -32,6 +32,7 @@ setup(
         "python-backoff>=2.2.2,<4",
         "msgspec>=0.19,<1",
         "jsonschema>=4.18,<5",
+        "typing-extensions>=4.5; python_version < '3.12'",
     ],
     extras_require={
         "test": [

@@ -1,0 +1,111 @@
+"""Running the installed ``target-stitch-import`` command as a user would, for tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import typing as t
+from dataclasses import dataclass
+from pathlib import Path
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
+_BIN = Path(sys.executable).parent / "target-stitch-import"
+COMMAND = [str(_BIN)] if _BIN.exists() else [sys.executable, "-m", "target_stitch_import.cli"]
+
+
+def schema(
+    stream: str,
+    properties: dict[str, t.Any],
+    keys: list[str] | None = None,
+    bookmarks: list[str] | None = None,
+) -> dict[str, t.Any]:
+    """A SCHEMA message."""
+    message: dict[str, t.Any] = {
+        "type": "SCHEMA",
+        "stream": stream,
+        "schema": {"type": "object", "properties": properties},
+        "key_properties": keys or [],
+    }
+    if bookmarks is not None:
+        message["bookmark_properties"] = bookmarks
+    return message
+
+
+def record(stream: str, data: dict[str, t.Any], version: int | None = None) -> dict[str, t.Any]:
+    """A RECORD message."""
+    message: dict[str, t.Any] = {"type": "RECORD", "stream": stream, "record": data}
+    if version is not None:
+        message["version"] = version
+    return message
+
+
+def state(value: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A STATE message."""
+    return {"type": "STATE", "value": value}
+
+
+def activate_version(stream: str, version: int) -> dict[str, t.Any]:
+    """An ACTIVATE_VERSION message."""
+    return {"type": "ACTIVATE_VERSION", "stream": stream, "version": version}
+
+
+def lines(messages: Iterable[dict[str, t.Any] | str]) -> str:
+    """Singer input text: one JSON line per message (strings are taken as they are)."""
+    return "".join((m if isinstance(m, str) else json.dumps(m)) + "\n" for m in messages)
+
+
+@dataclass
+class Result:
+    """What a target run printed and returned."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def states(self) -> list[t.Any]:
+        """The STATE values written to stdout, in order."""
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+
+def write_config(directory: Path, config: dict[str, t.Any]) -> Path:
+    """Write a config file for the target."""
+    path = directory / "target-config.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
+def run_target(
+    config: dict[str, t.Any],
+    messages: Iterable[dict[str, t.Any] | str],
+    directory: Path,
+    *,
+    timeout: float = 120,
+) -> Result:
+    """Pipe messages into the installed command and wait for it to end."""
+    path = write_config(directory, config)
+    done = subprocess.run(
+        [*COMMAND, "--config", str(path)],
+        input=lines(messages),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def start_target(config: dict[str, t.Any], directory: Path) -> subprocess.Popen[str]:
+    """Start the command with a pipe for stdin/stdout, for tests that feed it slowly."""
+    path = write_config(directory, config)
+    return subprocess.Popen(
+        [*COMMAND, "--config", str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )

@@ -1,0 +1,397 @@
+"""The emulator's HTTP server: the Import API endpoints of ``shared/import-api.md``.
+
+:func:`create_server` builds a :class:`~http.server.ThreadingHTTPServer` (HTTP/1.1 keep-alive,
+daemon threads) given its storage and settings; nothing is global. Each POST to ``/batch``
+or ``/validate`` goes through, in order: reading the body (an oversized one is read and
+discarded in chunks so the connection stays usable), the injected fault and latency, the
+bearer token (401/403), the Content-Type (415), the size (413, or 411 without a
+Content-Length), validation (400), conflicts with the stored table (400), then storage:
+``/batch`` answers 201 only after the batch's transaction committed; ``/validate`` answers
+200 and stores nothing. Every answer is JSON. An unexpected exception answers 500 (with a
+traceback in the log) and the server keeps serving. One access log line per request goes to
+the log stream; it never holds the Authorization header or a body.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import random
+import socket
+import socketserver
+import sys
+import threading
+import time
+import traceback
+import typing as t
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from target_stitch_import.__version__ import __version__
+from target_stitch_import.contract import BATCH_PATH, MAX_BODY_BYTES, STATUS_PATH, VALIDATE_PATH
+from target_stitch_import.emulator.faults import FaultKind, FaultPlan, FaultSettings
+from target_stitch_import.emulator.storage import BatchRejectedError
+from target_stitch_import.emulator.validation import (
+    Batch,
+    BatchValidator,
+    Rejection,
+    bad_request,
+    content_type_rejection,
+)
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from target_stitch_import.emulator.storage import Storage
+
+_CHUNK = 1 << 16
+_NOT_AUTHORIZED = Rejection(401, {"message": "Not Authorized"})
+_INACTIVE = Rejection(403, {"error": "Forbidden", "errors": {"error": "Connection is not active."}})
+_ALLOWED_METHODS = {STATUS_PATH: "GET", BATCH_PATH: "POST", VALIDATE_PATH: "POST"}
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How the emulator answers.
+
+    Attributes:
+        tokens: Accepted bearer tokens; empty accepts any non-empty token.
+        inactive_tokens: Tokens of a paused integration (answered with 403).
+        max_body_bytes: Larger request bodies are answered with 413.
+        faults: The fault injection settings.
+    """
+
+    tokens: frozenset[str] = frozenset()
+    inactive_tokens: frozenset[str] = frozenset()
+    max_body_bytes: int = MAX_BODY_BYTES
+    faults: FaultSettings = field(default_factory=FaultSettings)
+
+
+def utc_timestamp(moment: dt.datetime) -> str:
+    """Format an aware datetime as RFC 3339 UTC with microseconds (``...T12:00:00.000001Z``)."""
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class EmulatorServer(ThreadingHTTPServer):
+    """A threading HTTP server holding the emulator's storage, settings and fault plan."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(  # noqa: PLR0913 - the server's collaborators
+        self,
+        address: tuple[str, int],
+        storage: Storage,
+        settings: ServerSettings,
+        plan: FaultPlan,
+        validator: BatchValidator,
+        log: t.TextIO,
+    ) -> None:
+        """Bind the server (it serves once :meth:`serve_forever` runs)."""
+        self.storage = storage
+        self.settings = settings
+        self.plan = plan
+        self.validator = validator
+        self.stopping = threading.Event()
+        self._log = log
+        self._log_lock = threading.Lock()
+        self._in_flight = 0
+        self._idle = threading.Condition()
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, EmulatorHandler)
+
+    def server_bind(self) -> None:
+        """Bind without the reverse DNS lookup of ``HTTPServer.server_bind``."""
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    @property
+    def url(self) -> str:
+        """The base URL the server listens on (the real port when 0 was asked for)."""
+        host, port = str(self.server_address[0]), int(self.server_address[1])
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def log(self, line: str) -> None:
+        """Write one line to the log stream."""
+        with self._log_lock:
+            self._log.write(line.rstrip("\n") + "\n")
+            self._log.flush()
+
+    @contextlib.contextmanager
+    def request_slot(self) -> Iterator[bool]:
+        """Count a request in flight; yields False once the server is stopping."""
+        with self._idle:
+            admitted = not self.stopping.is_set()
+            if admitted:
+                self._in_flight += 1
+        try:
+            yield admitted
+        finally:
+            if admitted:
+                with self._idle:
+                    self._in_flight -= 1
+                    self._idle.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Stop admitting requests and wait for those in flight; False on timeout."""
+        with self._idle:
+            self.stopping.set()
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+
+
+def create_server(
+    host: str,
+    port: int,
+    storage: Storage,
+    settings: ServerSettings,
+    *,
+    rng: random.Random | None = None,
+    log: t.TextIO | None = None,
+) -> EmulatorServer:
+    """Create the emulator's HTTP server, bound but not yet serving.
+
+    Args:
+        host: The address to listen on.
+        port: The port (0: a free one; see :attr:`EmulatorServer.url`).
+        storage: Where accepted batches go.
+        settings: Tokens, body limit and faults.
+        rng: The fault plan's random source (default: seeded from ``settings.faults.seed``).
+        log: Where access log lines and tracebacks go (default: standard error).
+    """
+    plan = FaultPlan(settings.faults, rng or random.Random(settings.faults.seed))  # noqa: S311
+    return EmulatorServer(
+        (host, port),
+        storage,
+        settings,
+        plan,
+        BatchValidator(),
+        log or sys.stderr,
+    )
+
+
+class _Body(t.NamedTuple):
+    """A request body as read: the bytes kept (None when absent or discarded)."""
+
+    data: bytes | None
+    length: int | None
+    oversized: bool
+
+
+class EmulatorHandler(BaseHTTPRequestHandler):
+    """Answers one connection's requests (keep-alive)."""
+
+    server: EmulatorServer
+    protocol_version = "HTTP/1.1"
+    server_version = f"stitch-import-emulator/{__version__}"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        """Answer a GET."""
+        self._dispatch()
+
+    def do_POST(self) -> None:  # noqa: N802
+        """Answer a POST."""
+        self._dispatch()
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_GET
+
+    # Plumbing
+
+    def _dispatch(self) -> None:
+        started = time.monotonic()
+        self._status: int | str = "-"
+        self._note = {"table": "-", "messages": "-", "bytes": "-"}
+        path = urlsplit(self.path).path
+        with self.server.request_slot() as admitted:
+            try:
+                if admitted:
+                    self._route(path)
+                elif self._read_body(limit=None) is not None:
+                    self.close_connection = True
+                    self._send(Rejection(503, {"error": "the emulator is shutting down"}))
+            except ConnectionError:
+                self.close_connection = True
+                self._status = "client-gone"
+            except Exception as exc:  # noqa: BLE001 - the server must keep serving
+                self.server.log(traceback.format_exc())
+                self.close_connection = True
+                if self._status == "-":
+                    error = f"emulator internal error: {type(exc).__name__}"
+                    with contextlib.suppress(OSError):
+                        self._send(Rejection(500, {"error": error}))
+        elapsed = (time.monotonic() - started) * 1000
+        note = self._note
+        self.server.log(
+            f"{self.command} {path} {self._status} table={note['table']} "
+            f"messages={note['messages']} bytes={note['bytes']} ms={elapsed:.1f}",
+        )
+
+    def _send(self, answer: Rejection, headers: t.Mapping[str, str] | None = None) -> None:
+        payload = json.dumps(answer.body, ensure_ascii=False).encode("utf-8")
+        self.send_response(answer.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+        self.wfile.flush()
+        self._status = answer.status
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Answer a request ``http.server`` could not parse, as JSON; close the connection."""
+        _ = explain
+        self.close_connection = True
+        text = message or HTTPStatus(code).phrase
+        if not hasattr(self, "_status"):
+            self._status = "-"
+        self._send(Rejection(code, {"error": text}))
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Log nothing here: :meth:`_dispatch` writes one line per request."""
+
+    def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002 - http.server's name
+        """Write ``http.server``'s own messages to the server log."""
+        self.server.log(format % args)
+
+    def _read_body(self, *, limit: int | None) -> _Body | None:
+        """Read the body; None when it is unreadable (already answered, connection closing).
+
+        Args:
+            limit: Bodies longer than this are read and discarded (None: discard all).
+        """
+        if self.headers.get("Transfer-Encoding"):
+            # Chunked bodies are not read: the connection can not be reused afterwards.
+            self.close_connection = True
+            return _Body(None, None, oversized=False)
+        declared = self.headers.get("Content-Length")
+        if declared is None:
+            return _Body(None, None, oversized=False)
+        if not declared.strip().isdigit():
+            self.close_connection = True
+            self._send(bad_request("Content-Length is not a number"))
+            return None
+        length = int(declared)
+        if limit is not None and length <= limit:
+            data = self.rfile.read(length)
+            if len(data) < length:
+                raise ConnectionResetError
+            return _Body(data, length, oversized=False)
+        remaining = length
+        while remaining:
+            chunk = self.rfile.read(min(_CHUNK, remaining))
+            if not chunk:
+                raise ConnectionResetError
+            remaining -= len(chunk)
+        return _Body(None, length, oversized=True)
+
+    # Endpoints
+
+    def _route(self, path: str) -> None:
+        allowed = _ALLOWED_METHODS.get(path)
+        if allowed is None or self.command != allowed:
+            if self._read_body(limit=None) is None:
+                return
+            if allowed is None:
+                self._send(Rejection(404, {"error": f"Not Found: {path}"}))
+            else:
+                self._send(Rejection(405, {"error": "Method Not Allowed"}), {"Allow": allowed})
+            return
+        if path == STATUS_PATH:
+            self._status_endpoint()
+        else:
+            self._post(validate=path == VALIDATE_PATH)
+
+    def _status_endpoint(self) -> None:
+        answer = {
+            "name": "pipeline.gate",
+            "version": __version__,
+            "revision": "emulator",
+            "status": "OK",
+            "reason": None,
+        }
+        if self.server.plan.status_unavailable():
+            answer.update(status="ERROR", reason="Injected fault: the Import API is unavailable")
+            retry = {"Retry-After": str(self.server.settings.faults.retry_after)}
+            self._send(Rejection(503, answer), retry)
+            return
+        self._send(Rejection(200, answer))
+
+    def _post(self, *, validate: bool) -> None:
+        settings = self.server.settings
+        body = self._read_body(limit=settings.max_body_bytes)
+        if body is None:
+            return
+        self._note["bytes"] = str(body.length) if body.length is not None else "-"
+        fault = self.server.plan.draw(validate=validate)
+        if fault is FaultKind.DROP:
+            self.close_connection = True
+            self._status = "dropped"
+            return
+        if fault is FaultKind.STALL:
+            self.server.stopping.wait(settings.faults.stall_seconds)
+        latency = self.server.plan.latency_seconds()
+        if latency:
+            self.server.stopping.wait(latency)
+        if fault is not None and fault.status is not None:
+            headers = {}
+            if fault in (FaultKind.HTTP_429, FaultKind.HTTP_503):
+                headers["Retry-After"] = str(settings.faults.retry_after)
+            phrase = HTTPStatus(fault.status).phrase
+            error = {"error": f"Injected fault: {fault.status} {phrase}"}
+            self._send(Rejection(fault.status, error), headers)
+            return
+        answer = self._checked(body)
+        if isinstance(answer, Rejection):
+            self._send(answer)
+            return
+        self._note.update(table=answer.table_name, messages=str(len(answer.messages)))
+        self._send(self._accept(answer, len(body.data or b""), validate=validate))
+
+    def _checked(self, body: _Body) -> Batch | Rejection:
+        """Run the checks in the contract's order: auth, Content-Type, size, validation."""
+        auth = self._auth_rejection()
+        if auth is not None:
+            return auth
+        content_type = self.headers.get("Content-Type")
+        rejection = content_type_rejection(content_type)
+        if rejection is not None:
+            return rejection
+        if body.oversized:
+            message = f"Request rejected: request size ({body.length} bytes) exceeds the maximum"
+            return Rejection(413, {"status": "ERROR", "message": message})
+        if body.data is None:
+            return Rejection(411, {"error": "Length Required: send a Content-Length header"})
+        return self.server.validator.validate(body.data, content_type)
+
+    def _auth_rejection(self) -> Rejection | None:
+        scheme, _, token = (self.headers.get("Authorization") or "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return _NOT_AUTHORIZED
+        settings = self.server.settings
+        if token in settings.inactive_tokens:
+            return _INACTIVE
+        if settings.tokens and token not in settings.tokens:
+            return _NOT_AUTHORIZED
+        return None
+
+    def _accept(self, batch: Batch, size: int, *, validate: bool) -> Rejection:
+        storage = self.server.storage
+        try:
+            if validate:
+                storage.check(batch)
+                return Rejection(200, {"status": "OK", "message": "Batch is valid!"})
+            received_at = utc_timestamp(dt.datetime.now(dt.timezone.utc))
+            storage.apply(batch, received_at=received_at, body_bytes=size)
+        except BatchRejectedError as exc:
+            return bad_request(str(exc))
+        return Rejection(201, {"status": "OK", "message": "Batch Accepted!"})

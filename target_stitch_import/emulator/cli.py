@@ -1,0 +1,227 @@
+"""``stitch-import-emulator``: run the Import API emulator (``serve``) or look at its data (``show``).
+
+``serve`` prints exactly ``listening on http://HOST:PORT`` as its first standard output line
+(the real port when ``--port 0`` asked for a free one), then logs one line per request on
+standard error. SIGTERM or SIGINT stops it cleanly: no new requests, those in flight finish,
+the database is closed, exit status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import typing as t
+from pathlib import Path
+
+import simplejson
+
+from target_stitch_import.contract import MAX_BODY_BYTES
+from target_stitch_import.emulator.app import ServerSettings, create_server
+from target_stitch_import.emulator.faults import FaultSettings, parse_fault, parse_latency
+from target_stitch_import.emulator.storage import Storage, StorageError
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+PROG = "stitch-import-emulator"
+DEFAULT_DATABASE = "stitch-emulator.sqlite"
+#: How long a stopping server waits for requests in flight.
+DRAIN_SECONDS = 30.0
+_STAT_FIELDS = ("rows", "batches", "messages", "bytes", "stale_ignored", "ties")
+
+
+def _argument_type(parse: Callable[[str], t.Any]) -> Callable[[str], t.Any]:
+    """Wrap a parser so argparse shows its ValueError text."""
+
+    def convert(text: str) -> t.Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command line parser of ``stitch-import-emulator``."""
+    parser = argparse.ArgumentParser(prog=PROG, description="A local Stitch Import API emulator.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="Serve the Import API, storing batches in SQLite.")
+    serve.add_argument("--host", default="127.0.0.1", help="Address to listen on.")
+    serve.add_argument("--port", type=int, default=8765, help="Port (0: a free one).")
+    serve.add_argument("--database", type=Path, default=Path(DEFAULT_DATABASE))
+    serve.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        help="An accepted bearer token (repeatable; none given: any non-empty token).",
+    )
+    serve.add_argument(
+        "--inactive-token",
+        action="append",
+        default=[],
+        help="A token of a paused integration, answered with 403 (repeatable).",
+    )
+    serve.add_argument(
+        "--schema",
+        default=None,
+        help="The integration schema's name (default: the database's, else import_api).",
+    )
+    serve.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES)
+    faults = serve.add_argument_group("fault injection")
+    faults.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        type=_argument_type(parse_fault),
+        metavar="KIND:SHARE",
+        help="Fail this share of POSTs; KIND: 500, 502, 503, 429, drop, stall (repeatable).",
+    )
+    faults.add_argument("--fault-limit", type=int, default=None, help="Inject at most N faults.")
+    faults.add_argument(
+        "--latency",
+        type=_argument_type(parse_latency),
+        default=None,
+        metavar="MS|MIN-MAX",
+        help="Milliseconds added to every POST (fixed, or drawn from a range).",
+    )
+    faults.add_argument("--stall-seconds", type=float, default=30.0)
+    faults.add_argument("--retry-after", type=int, default=1, help="Retry-After of 429 and 503.")
+    faults.add_argument(
+        "--status-503",
+        type=int,
+        default=0,
+        metavar="N",
+        help="The first N GET /status answer 503 (-1: all).",
+    )
+    faults.add_argument("--seed", type=int, default=None, help="Random seed of the fault draws.")
+
+    show = commands.add_parser("show", help="Show the stored tables, or one table's rows.")
+    show.add_argument("table", nargs="?", help="The table whose rows to show.")
+    show.add_argument("--database", type=Path, default=Path(DEFAULT_DATABASE))
+    show.add_argument("--json", action="store_true", help="Write JSON (exact numbers).")
+    show.add_argument("--stats", action="store_true", help="Add batch statistics.")
+    show.add_argument("--system", action="store_true", help="Include the _sdc_* columns.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``stitch-import-emulator``; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            try:
+                faults = FaultSettings(
+                    shares=tuple(args.fault),
+                    limit=args.fault_limit,
+                    latency_ms=args.latency,
+                    stall_seconds=args.stall_seconds,
+                    retry_after=args.retry_after,
+                    status_503=args.status_503,
+                    seed=args.seed,
+                )
+            except ValueError as exc:
+                parser.error(str(exc))
+            return serve(args, faults)
+        return show(args)
+    except (StorageError, OSError) as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+
+
+def serve(args: argparse.Namespace, faults: FaultSettings) -> int:
+    """Serve until SIGTERM or SIGINT; return the exit status."""
+    settings = ServerSettings(
+        tokens=frozenset(args.token),
+        inactive_tokens=frozenset(args.inactive_token),
+        max_body_bytes=args.max_body_bytes,
+        faults=faults,
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    with Storage(args.database, create=True, schema_name=args.schema) as storage:
+        server = create_server(args.host, args.port, storage, settings)
+        worker = threading.Thread(target=server.serve_forever, name="emulator", daemon=True)
+        worker.start()
+        print(f"listening on {server.url}", flush=True)
+        if not settings.tokens:
+            server.log("no --token given: any non-empty bearer token is accepted")
+        server.log(f"database {args.database}, schema {storage.schema_name}")
+        stop.wait()
+        server.log("stopping: finishing requests in flight")
+        server.drain(DRAIN_SECONDS)
+        server.shutdown()
+        server.server_close()
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    """Print tables, or one table's rows, optionally with statistics."""
+    with Storage(args.database) as storage:
+        stats = storage.stats() if args.stats else None
+        if args.table is None:
+            tables = storage.tables()
+            if args.json:
+                document: dict[str, t.Any] = {"schema": storage.schema_name, "tables": tables}
+                if stats is not None:
+                    document["stats"] = stats
+                _print_json(document)
+                return 0
+            print(f"schema: {storage.schema_name}")
+            if stats is None:
+                _print_table(["table", "rows"], [[name, count] for name, count in tables.items()])
+            else:
+                _print_stats(stats)
+            return 0
+        try:
+            rows = storage.rows(args.table, system=args.system)
+        except StorageError as exc:
+            print(f"{PROG}: {exc}", file=sys.stderr)
+            return 1
+        table_stats = stats["tables"][args.table] if stats is not None else None
+        if args.json:
+            if table_stats is None:
+                _print_json(rows)
+            else:
+                _print_json({"table": args.table, "rows": rows, "stats": table_stats})
+            return 0
+        columns = list(dict.fromkeys(name for row in rows for name in row))
+        _print_table(columns, [[row.get(name) for name in columns] for row in rows])
+        if table_stats is not None:
+            print()
+            _print_table(["table", *_STAT_FIELDS], [[args.table, *(table_stats[f] for f in _STAT_FIELDS)]])
+    return 0
+
+
+def _print_json(value: object) -> None:
+    print(simplejson.dumps(value, use_decimal=True, ensure_ascii=False, indent=2))
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, str):
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+    return simplejson.dumps(value, use_decimal=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    cells = [list(header), *([_cell(value) for value in row] for row in rows)]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
+    for line in cells:
+        print("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip())
+
+
+def _print_stats(stats: dict[str, t.Any]) -> None:
+    rows = [[name, *(values[f] for f in _STAT_FIELDS)] for name, values in stats["tables"].items()]
+    total_rows = sum(values["rows"] for values in stats["tables"].values())
+    rows.append(["(total)", total_rows, *(stats[f] for f in _STAT_FIELDS[1:])])
+    _print_table(["table", *_STAT_FIELDS], rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,513 @@
+"""Validation of Import API request bodies, exactly as the emulator answers them.
+
+Pure: :meth:`BatchValidator.validate` takes the raw body bytes and the request's
+``Content-Type`` and returns either a parsed :class:`Batch` or a :class:`Rejection` (the HTTP
+status and JSON body to answer). Nothing here does I/O or reads a clock.
+
+Texts follow Stitch's (everit-style) messages from ``shared/import-api.md``; where Stitch
+documents none, the same style is used. Checks run in this order and the first failure is
+reported: the body is JSON; the envelope (required, extraneous and mistyped keys, each
+message, sequences, ``table_version``); the schema (known types, the Draft 4 metaschema, a
+``properties`` object, ``key_names`` among its properties); then each record in turn (an
+object, at most 10,000 data points, nesting depth, key properties present, non-null, scalar
+and shorter than 256 characters, property names usable as columns, conformance to the
+schema as JSON Schema Draft 4 with formats not checked). Numbers are parsed as
+:class:`~decimal.Decimal`, so validation and storage see the exact digits sent; the shared
+:mod:`target_stitch_import.draft4` validator checks ``multipleOf`` exactly.
+"""
+
+from __future__ import annotations
+
+import collections
+import decimal
+import json
+import re
+import threading
+import typing as t
+from dataclasses import dataclass
+
+import jsonschema
+import referencing.exceptions
+import simplejson
+from jsonschema_specifications import REGISTRY as SPECIFICATIONS
+
+from target_stitch_import.contract import (
+    MAX_DATA_POINTS,
+    MAX_MESSAGES,
+    MAX_SEQUENCE,
+    MAX_STRING_KEY_LENGTH,
+)
+from target_stitch_import.draft4 import ExactDraft4Validator, error_pointer
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+#: Table names starting with these (compared case-insensitively) are refused.
+RESERVED_TABLE_PREFIXES = ("_emulator_", "sqlite_")
+#: Deepest nesting of objects and arrays accepted inside one record's ``data``.
+MAX_RECORD_DEPTH = 100
+#: Compiled schema validators kept for reuse (batches of one table repeat their schema).
+SCHEMA_CACHE_SIZE = 64
+
+UPSERT = "upsert"
+ACTIVATE_VERSION = "activate_version"
+
+_PREFIX = "Request failed validation:"
+_TOP_LEVEL_REQUIRED = ("table_name", "schema", "messages")
+_TOP_LEVEL_ALLOWED = frozenset(
+    (*_TOP_LEVEL_REQUIRED, "key_names", "table_version", "bookmark_names"),
+)
+_DRAFT4_TYPES = frozenset(("array", "boolean", "integer", "null", "number", "object", "string"))
+_EVERIT_TYPE_NAMES = {
+    "string": "String",
+    "integer": "Integer",
+    "number": "Number",
+    "boolean": "Boolean",
+    "object": "JSONObject",
+    "array": "JSONArray",
+    "null": "Null",
+}
+_MESSAGE_LIMIT = 500
+_DECIMAL_REPR = re.compile(r"Decimal\('([^']*)'\)")
+# Keywords whose values are subschemas, lists of subschemas or maps of subschemas.
+_SUBSCHEMA_KEYWORDS = ("items", "additionalItems", "additionalProperties", "not")
+_SUBSCHEMA_LIST_KEYWORDS = ("items", "allOf", "anyOf", "oneOf")
+_SUBSCHEMA_MAP_KEYWORDS = ("properties", "patternProperties", "definitions", "dependencies")
+
+
+class Rejection(t.NamedTuple):
+    """A request the emulator refuses: the HTTP status and the JSON body to answer."""
+
+    status: int
+    body: dict[str, t.Any]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message of a batch.
+
+    Attributes:
+        action: ``upsert`` or ``activate_version``.
+        sequence: The message's sequence (0 .. 2**63-1).
+        data: The record of an upsert; None for ``activate_version``.
+    """
+
+    action: str
+    sequence: int
+    data: dict[str, t.Any] | None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A request body that passed validation.
+
+    Attributes:
+        table_name: The destination table.
+        schema: The JSON Schema the records conform to.
+        messages: The messages, in the order sent.
+        key_names: The primary key's property names (empty: append-only table).
+        table_version: The batch's table version, or None.
+        bookmark_names: The informational bookmark property names.
+    """
+
+    table_name: str
+    schema: dict[str, t.Any]
+    messages: tuple[Message, ...]
+    key_names: tuple[str, ...]
+    table_version: int | None
+    bookmark_names: tuple[str, ...]
+
+
+def bad_request(text: str) -> Rejection:
+    """Return the 400 rejection carrying ``text`` as Stitch's ``error``."""
+    return Rejection(400, {"error": text})
+
+
+def content_type_rejection(content_type: str | None) -> Rejection | None:
+    """Return the 415 rejection unless the media type is ``application/json``.
+
+    Parameters such as ``; charset=utf-8`` are allowed.
+    """
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type == "application/json":
+        return None
+    return Rejection(415, {"error": "Content-Type must be application/json"})
+
+
+def everit_type(value: object) -> str:  # noqa: PLR0911 - one answer per JSON type
+    """Return the everit name of a parsed JSON value's type (``String``, ``JSONObject``...)."""
+    if value is None:
+        return "Null"
+    if isinstance(value, bool):
+        return "Boolean"
+    if isinstance(value, int):
+        return "Integer"
+    if isinstance(value, (decimal.Decimal, float)):
+        return "Number"
+    if isinstance(value, str):
+        return "String"
+    if isinstance(value, dict):
+        return "JSONObject"
+    return "JSONArray"
+
+
+def parse_json(body: bytes) -> object:
+    """Parse JSON with exact numbers (:class:`~decimal.Decimal`); ``NaN``/``Infinity`` refused.
+
+    Raises:
+        ValueError: The bytes are not JSON (or not UTF-8).
+        RecursionError: The JSON is nested too deeply to parse.
+    """
+    return json.loads(body, parse_float=decimal.Decimal, parse_constant=_refuse_constant)
+
+
+def _refuse_constant(name: str) -> t.NoReturn:
+    msg = f"{name} is not a JSON number"
+    raise ValueError(msg)
+
+
+def canonical_json(value: object) -> str:
+    """Return compact JSON text with sorted keys; Decimals are written digit for digit."""
+    return simplejson.dumps(
+        value,
+        use_decimal=True,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+class _Invalid(Exception):
+    """Internal: carries the first failure out of nested checks."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def _fail(pointer: str, text: str) -> t.NoReturn:
+    raise _Invalid(f"{_PREFIX}{pointer}: {text}")
+
+
+def _expect_type(pointer: str, value: object, expected: str) -> None:
+    found = everit_type(value)
+    if found != expected:
+        _fail(pointer, f"expected type: {expected}, found: {found}")
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_keys(
+    pointer: str,
+    value: Mapping[str, object],
+    required: t.Sequence[str],
+    allowed: t.Collection[str],
+) -> None:
+    for key in required:
+        if key not in value:
+            _fail(pointer, f"required key [{key}] not found")
+    for key in value:
+        if key not in allowed:
+            _fail(pointer, f"extraneous key [{key}] is not permitted")
+
+
+def _check_name_list(pointer: str, value: object) -> tuple[str, ...]:
+    _expect_type(pointer, value, "JSONArray")
+    for index, item in enumerate(t.cast("list[object]", value)):
+        _expect_type(f"{pointer}/{index}", item, "String")
+    return tuple(t.cast("list[str]", value))
+
+
+def _check_non_negative_int(pointer: str, value: object) -> int:
+    _expect_type(pointer, value, "Integer")
+    number = t.cast("int", value)
+    if number < 0:
+        _fail(pointer, f"{number} is not greater or equal to 0")
+    return number
+
+
+def _parse_messages(raw: object) -> tuple[Message, ...]:
+    _expect_type("#/messages", raw, "JSONArray")
+    items = t.cast("list[object]", raw)
+    if len(items) < 1:
+        _fail("#/messages", f"expected minimum item count: 1, found: {len(items)}")
+    if len(items) > MAX_MESSAGES:
+        _fail("#/messages", f"expected maximum item count: {MAX_MESSAGES}, found: {len(items)}")
+    return tuple(_parse_message(f"#/messages/{index}", item) for index, item in enumerate(items))
+
+
+def _parse_message(pointer: str, raw: object) -> Message:
+    _expect_type(pointer, raw, "JSONObject")
+    message = t.cast("dict[str, object]", raw)
+    _check_keys(pointer, message, ("action", "sequence"), ("action", "sequence", "data"))
+    action = message["action"]
+    _expect_type(f"{pointer}/action", action, "String")
+    if action not in (UPSERT, ACTIVATE_VERSION):
+        _fail(f"{pointer}/action", f"{action} is not a valid enum value")
+    if action == UPSERT and "data" not in message:
+        _fail(pointer, "required key [data] not found")
+    if action == ACTIVATE_VERSION and "data" in message:
+        _fail(pointer, "extraneous key [data] is not permitted")
+    sequence = _check_non_negative_int(f"{pointer}/sequence", message["sequence"])
+    if sequence > MAX_SEQUENCE:
+        _fail("#", f"sequence can not be above {MAX_SEQUENCE}")
+    data = message.get("data")
+    if action == UPSERT:
+        _expect_type(f"{pointer}/data", data, "JSONObject")
+    return Message(str(action), sequence, t.cast("dict[str, t.Any] | None", data))
+
+
+def _parse_envelope(document: object) -> Batch:
+    _expect_type("#", document, "JSONObject")
+    body = t.cast("dict[str, object]", document)
+    _check_keys("#", body, _TOP_LEVEL_REQUIRED, _TOP_LEVEL_ALLOWED)
+    table_name = body["table_name"]
+    _expect_type("#/table_name", table_name, "String")
+    _check_table_name(t.cast("str", table_name))
+    _expect_type("#/schema", body["schema"], "JSONObject")
+    key_names = _check_name_list("#/key_names", body.get("key_names", []))
+    table_version = None
+    if "table_version" in body:
+        table_version = _check_non_negative_int("#/table_version", body["table_version"])
+        if table_version > MAX_SEQUENCE:
+            _fail("#/table_version", f"{table_version} is not less or equal to {MAX_SEQUENCE}")
+    bookmark_names = _check_name_list("#/bookmark_names", body.get("bookmark_names", []))
+    messages = _parse_messages(body["messages"])
+    if table_version is None and any(m.action == ACTIVATE_VERSION for m in messages):
+        _fail("#", "required key [table_version] not found")
+    return Batch(
+        table_name=t.cast("str", table_name),
+        schema=t.cast("dict[str, t.Any]", body["schema"]),
+        messages=messages,
+        key_names=key_names,
+        table_version=table_version,
+        bookmark_names=bookmark_names,
+    )
+
+
+def _check_table_name(name: str) -> None:
+    if not name:
+        _fail("#/table_name", "expected minLength: 1, actual: 0")
+    if "\x00" in name:
+        _fail("#/table_name", "a table name can not contain the NUL character")
+    if name.lower().startswith(RESERVED_TABLE_PREFIXES):
+        _fail(
+            "#/table_name",
+            f"{name} is reserved: table names starting with "
+            f"{' or '.join(RESERVED_TABLE_PREFIXES)} are not permitted",
+        )
+
+
+def _subschemas(schema: Mapping[str, object]) -> Iterator[object]:
+    for keyword in _SUBSCHEMA_KEYWORDS:
+        if keyword in schema:
+            yield schema[keyword]
+    for keyword in _SUBSCHEMA_LIST_KEYWORDS:
+        value = schema.get(keyword)
+        if isinstance(value, list):
+            yield from value
+    for keyword in _SUBSCHEMA_MAP_KEYWORDS:
+        value = schema.get(keyword)
+        if isinstance(value, dict):
+            yield from value.values()
+
+
+def _unknown_type(schema: Mapping[str, object]) -> str | None:
+    """Return the first type name in ``schema`` (or its subschemas) that Draft 4 lacks."""
+    pending: list[object] = [schema]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, dict):
+            continue
+        declared = current.get("type")
+        names = declared if isinstance(declared, list) else [declared]
+        for name in names:
+            if isinstance(name, str) and name not in _DRAFT4_TYPES:
+                return name
+        pending.extend(reversed(list(_subschemas(current))))
+    return None
+
+
+def _compile_schema(schema: dict[str, t.Any]) -> jsonschema.protocols.Validator:
+    """Check ``schema`` and compile its validator.
+
+    Raises:
+        _Invalid: The schema is not usable.
+    """
+    unknown = _unknown_type(schema)
+    if unknown is not None:
+        raise _Invalid(f"Invalid JSON schema: unknown type: [{unknown}]")
+    try:
+        ExactDraft4Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = error_pointer(exc)
+        raise _Invalid(f"Invalid JSON schema: {where}: {_short(exc.message)}") from None
+    except RecursionError:
+        raise _Invalid("Invalid JSON schema: nested too deeply") from None
+    if "properties" not in schema:
+        raise _Invalid("Invalid JSON schema: required key [properties] not found")
+    if not isinstance(schema["properties"], dict):
+        found = everit_type(schema["properties"])
+        raise _Invalid(f"Invalid JSON schema: properties: expected: JSONObject, found: {found}")
+    # An explicit registry: only the metaschemas resolve, remote references are never fetched.
+    return ExactDraft4Validator(schema, registry=SPECIFICATIONS)
+
+
+def _short(text: str) -> str:
+    text = _DECIMAL_REPR.sub(r"\1", text)
+    return text if len(text) <= _MESSAGE_LIMIT else text[:_MESSAGE_LIMIT] + "..."
+
+
+def _shape(value: object) -> tuple[int, int]:
+    """Return (data points, nesting depth) of a value; scalars (null too) are data points."""
+    points = 0
+    deepest = 0
+    pending: list[tuple[object, int]] = [(value, 0)]
+    while pending:
+        current, depth = pending.pop()
+        if isinstance(current, dict):
+            deepest = max(deepest, depth + 1)
+            pending.extend((item, depth + 1) for item in current.values())
+        elif isinstance(current, list):
+            deepest = max(deepest, depth + 1)
+            pending.extend((item, depth + 1) for item in current)
+        else:
+            points += 1
+    return points, deepest
+
+
+def _has_lone_surrogate(value: object) -> bool:
+    pending: list[object] = [value]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, str):
+            try:
+                current.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(current, dict):
+            pending.extend(current.keys())
+            pending.extend(current.values())
+        elif isinstance(current, list):
+            pending.extend(current)
+    return False
+
+
+def _check_record_shape(index: int, data: dict[str, t.Any], key_names: t.Sequence[str]) -> None:
+    points, depth = _shape(data)
+    if points > MAX_DATA_POINTS:
+        raise _Invalid(
+            f"Record {index} has {points} data points, more than the maximum of {MAX_DATA_POINTS}",
+        )
+    if depth > MAX_RECORD_DEPTH:
+        raise _Invalid(
+            f"Record {index} is nested {depth} levels deep, more than the maximum of "
+            f"{MAX_RECORD_DEPTH}",
+        )
+    for name in data:
+        if "\x00" in name:
+            raise _Invalid(f"Record {index} has a property name containing the NUL character")
+    for key in key_names:
+        value = data.get(key)
+        if value is None:
+            raise _Invalid(f"Record is missing key property {key}")
+        if isinstance(value, (dict, list)):
+            raise _Invalid(
+                f"Record {index} key property {key} must be a scalar, found: {everit_type(value)}",
+            )
+        if isinstance(value, str) and len(value) >= MAX_STRING_KEY_LENGTH:
+            raise _Invalid(
+                f"Record {index} key property {key} is {MAX_STRING_KEY_LENGTH} characters or "
+                "longer",
+            )
+
+
+def _conformance_text(index: int, error: jsonschema.ValidationError) -> str:
+    where = error_pointer(error)
+    prefix = f"Record {index} did not conform to schema: {where}:"
+    if error.validator == "type":
+        declared = error.validator_value
+        names = declared if isinstance(declared, list) else [declared]
+        expected = " or ".join(_EVERIT_TYPE_NAMES.get(str(name), str(name)) for name in names)
+        return f"{prefix} expected: {expected}, found: {everit_type(error.instance)}"
+    return f"{prefix} {_short(error.message)}"
+
+
+class BatchValidator:
+    """Validates request bodies; keeps a bounded LRU of compiled schema validators.
+
+    Thread-safe: one instance serves all of the emulator's request threads.
+    """
+
+    def __init__(self, cache_size: int = SCHEMA_CACHE_SIZE) -> None:
+        """Create a validator keeping up to ``cache_size`` compiled schemas."""
+        self._cache_size = cache_size
+        self._cache: collections.OrderedDict[str, jsonschema.protocols.Validator]
+        self._cache = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def validate(self, body: bytes, content_type: str | None) -> Batch | Rejection:
+        """Validate one ``/batch`` or ``/validate`` body.
+
+        Args:
+            body: The raw request body.
+            content_type: The request's ``Content-Type`` header, if any.
+
+        Returns:
+            The parsed batch, or the rejection to answer.
+        """
+        rejection = content_type_rejection(content_type)
+        if rejection is not None:
+            return rejection
+        try:
+            document = parse_json(body)
+        except ValueError:
+            return bad_request(f"{_PREFIX} body is not valid JSON")
+        except RecursionError:
+            return bad_request(f"{_PREFIX} body is nested too deeply")
+        if (b"\\ud" in body or b"\\uD" in body) and _has_lone_surrogate(document):
+            return bad_request(f"{_PREFIX} body contains a lone UTF-16 surrogate (not Unicode)")
+        try:
+            batch = _parse_envelope(document)
+            validator = self._validator(batch.schema)
+            for key in batch.key_names:
+                if key not in batch.schema["properties"]:
+                    raise _Invalid(  # noqa: TRY301 - collected by the one handler below
+                        f"{_PREFIX}#/key_names: key property {key} is not a property of the schema",
+                    )
+            self._check_records(batch, validator)
+        except _Invalid as invalid:
+            return bad_request(invalid.text)
+        return batch
+
+    def _validator(self, schema: dict[str, t.Any]) -> jsonschema.protocols.Validator:
+        key = canonical_json(schema)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
+        compiled = _compile_schema(schema)
+        with self._lock:
+            self._cache[key] = compiled
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return compiled
+
+    @staticmethod
+    def _check_records(batch: Batch, validator: jsonschema.protocols.Validator) -> None:
+        for index, message in enumerate(batch.messages):
+            if message.data is None:
+                continue
+            _check_record_shape(index, message.data, batch.key_names)
+            try:
+                errors = list(validator.iter_errors(message.data))
+            except RecursionError:
+                raise _Invalid(f"Record {index} is nested too deeply to validate") from None
+            except referencing.exceptions.Unresolvable as exc:  # a $ref that names nothing
+                raise _Invalid(f"Invalid JSON schema: {_short(str(exc))}") from None
+            if errors:
+                best = jsonschema.exceptions.best_match(errors)
+                raise _Invalid(_conformance_text(index, t.cast("jsonschema.ValidationError", best)))

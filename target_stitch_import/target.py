@@ -97,11 +97,11 @@ class TargetStitchImport(Target):
         self._client: ImportApiClient | None = None
         self._dry_run_count = 0
         self._dry_run_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._age_thread: threading.Thread | None = None
         emit = self._write_state_line if self.settings.writes_state else self._skip_state
         self.ledger = StateLedger(emit)
         self.sender = Sender(self._deliverer(), self.ledger, self.settings.max_requests_in_flight)
-        self._stop = threading.Event()
-        self._age_thread: threading.Thread | None = None
         if not self.settings.writes_state:
             self.logger.warning(
                 "validate_only/dry_run_dir: nothing is loaded, so no STATE is written.",

@@ -448,6 +448,12 @@ class BatchValidator:
         self._cache = collections.OrderedDict()
         self._lock = threading.Lock()
 
+    @property
+    def cached_schemas(self) -> int:
+        """How many compiled schema validators are cached."""
+        with self._lock:
+            return len(self._cache)
+
     def validate(self, body: bytes, content_type: str | None) -> Batch | Rejection:
         """Validate one ``/batch`` or ``/validate`` body.
 
@@ -507,7 +513,8 @@ class BatchValidator:
             except RecursionError:
                 raise _Invalid(f"Record {index} is nested too deeply to validate") from None
             except referencing.exceptions.Unresolvable as exc:  # a $ref that names nothing
-                raise _Invalid(f"Invalid JSON schema: {_short(str(exc))}") from None
+                reference = _short(str(exc.ref))
+                raise _Invalid(f"Invalid JSON schema: $ref {reference} can not be resolved") from None
             if errors:
                 best = jsonschema.exceptions.best_match(errors)
                 raise _Invalid(_conformance_text(index, t.cast("jsonschema.ValidationError", best)))

@@ -119,7 +119,7 @@ class _Relaxer:
 
     def __init__(self, root: Mapping[str, t.Any]) -> None:
         self._root = root
-        self._resolving: list[int] = []  # id() of the raw targets being inlined
+        self._resolving: list[int] = [id(root)]  # id() of the raw targets being inlined
         self._anchors: dict[str, t.Any] | None = None
         base = root.get("$id", root.get("id"))
         self._base = base.split("#", 1)[0] if isinstance(base, str) else ""

@@ -21,8 +21,11 @@ from __future__ import annotations
 import copy
 import decimal
 import enum
+import math
+import operator
 import typing as t
 from collections.abc import Mapping
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 if t.TYPE_CHECKING:
@@ -59,6 +62,24 @@ DROPPED_KEYWORDS: frozenset[str] = frozenset(
 _COUNT_KEYWORDS: frozenset[str] = frozenset(
     {"maxLength", "minLength", "maxItems", "minItems", "maxProperties", "minProperties"},
 )
+
+#: Keywords whose value is handled by a ``_Relaxer`` method of the same name.
+_HANDLED: dict[str, str] = {
+    "type": "_type",
+    "enum": "_enum",
+    "properties": "_schema_map",
+    "patternProperties": "_schema_map",
+    "additionalProperties": "_additional",
+    "additionalItems": "_additional",
+    "items": "_items",
+    "prefixItems": "_prefix_items",
+    "allOf": "_combinator",
+    "anyOf": "_combinator",
+    "oneOf": "_combinator",
+    "dependencies": "_dependencies",
+    "multipleOf": "_multiple_of",
+    "uniqueItems": "_unique_items",
+}
 
 #: Keywords that only describe; a ``$ref``'s siblings of this kind never force an ``allOf``.
 _ANNOTATIONS: frozenset[str] = frozenset({"title", "description", "default", "format"})
@@ -100,7 +121,7 @@ def adapt_schema(
     if SchemaMode(mode) is SchemaMode.STRICT:
         return copy.deepcopy(dict(schema))
     keys = tuple(dict.fromkeys(key_properties))
-    top = _Relaxer(schema).convert(schema, nullable=False, keys=frozenset(keys))
+    top = _Relaxer(schema).convert(schema, _Scope(nullable=False, keys=frozenset(keys)))
     top.setdefault("properties", {})
     types = top.get("type")
     if types is None:
@@ -114,8 +135,21 @@ def adapt_schema(
     return top
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """Where a subschema sits: must it accept null, and which of its properties are keys."""
+
+    nullable: bool
+    keys: frozenset[str] = frozenset()
+
+
+_ANYWHERE = _Scope(nullable=True)
+
+_Handler = t.Callable[[dict[str, t.Any], str, t.Any, _Scope], None]
+
+
 class _Relaxer:
-    """One adaptation: the raw root (for ``$ref``) and the refs being resolved."""
+    """One adaptation: the raw root (for ``$ref``) and the refs being inlined."""
 
     def __init__(self, root: Mapping[str, t.Any]) -> None:
         self._root = root
@@ -123,81 +157,58 @@ class _Relaxer:
         self._anchors: dict[str, t.Any] | None = None
         base = root.get("$id", root.get("id"))
         self._base = base.split("#", 1)[0] if isinstance(base, str) else ""
+        self._handlers: dict[str, _Handler] = {
+            keyword: getattr(self, method) for keyword, method in _HANDLED.items()
+        }
 
-    def convert(
-        self,
-        node: object,
-        *,
-        nullable: bool,
-        keys: frozenset[str] = frozenset(),
-    ) -> dict[str, t.Any]:
+    def convert(self, node: object, scope: _Scope) -> dict[str, t.Any]:
         """Return the relaxed Draft 4 form of one (sub)schema.
 
         Args:
             node: The raw subschema (a boolean or anything not an object means anything).
-            nullable: Whether null must be accepted here.
-            keys: Property names of this object that keep their declared nullability
-                (the key properties, at the top level only).
+            scope: Whether null must be accepted here, and the key properties (top level).
+
+        Returns:
+            A new schema sharing nothing with ``node``.
         """
         if not isinstance(node, Mapping):
             return {}
         ref = node.get("$ref")
         if isinstance(ref, str):
-            return self._with_ref(node, ref, nullable=nullable, keys=keys)
+            return self._with_ref(node, ref, scope)
         out: dict[str, t.Any] = {}
         for key, value in node.items():
-            if key in DROPPED_KEYWORDS or key == "$ref":
+            if key in DROPPED_KEYWORDS or key in _BOUND_KEYWORDS or key == "$ref":
                 continue
-            handler = _HANDLERS.get(key)
+            handler = self._handlers.get(key)
             if handler is not None:
-                handler(self, out, key, value, nullable, keys)
-            elif key in _STRING_KEYWORDS:
-                if isinstance(value, str):
-                    out[key] = value
-            elif key in _COUNT_KEYWORDS:
-                count = _count(value)
-                if count is not None:
-                    out[key] = count
-            elif key in _BOUND_KEYWORDS:
-                continue  # translated after the loop, together
+                handler(out, key, value, scope)
             else:
-                out[key] = copy.deepcopy(value)
+                _copy_plain(out, key, value)
         _bounds(node, out)
         if "const" in node:
             out["enum"] = _unique([node["const"]])
-        if nullable:
+        if scope.nullable:
             _add_null(out)
         return out
 
     # $ref
 
-    def _with_ref(
-        self,
-        node: Mapping[str, t.Any],
-        ref: str,
-        *,
-        nullable: bool,
-        keys: frozenset[str],
-    ) -> dict[str, t.Any]:
+    def _with_ref(self, node: Mapping[str, t.Any], ref: str, scope: _Scope) -> dict[str, t.Any]:
         target, found = self._lookup(ref)
         if not found or id(target) in self._resolving:
-            resolved: dict[str, t.Any] = {}
+            resolved: dict[str, t.Any] = {}  # unresolvable or recursive: anything
         else:
             self._resolving.append(id(target))
             try:
-                resolved = self.convert(target, nullable=nullable, keys=keys)
+                resolved = self.convert(target, scope)
             finally:
                 self._resolving.pop()
         siblings = {k: v for k, v in node.items() if k != "$ref"}
-        if not siblings:
-            return resolved
-        rest = self.convert(siblings, nullable=nullable, keys=keys)
-        if not rest:
-            return resolved
-        if not resolved:
-            return rest
-        clash = (resolved.keys() & rest.keys()) - _ANNOTATIONS
-        if clash:
+        rest = self.convert(siblings, scope) if siblings else {}
+        if not rest or not resolved:
+            return rest or resolved
+        if (resolved.keys() & rest.keys()) - _ANNOTATIONS:
             return {"allOf": [resolved, rest]}
         return {**resolved, **rest}
 
@@ -229,6 +240,101 @@ class _Relaxer:
             _collect_anchors(self._root, self._anchors)
         return self._anchors
 
+    # Keyword handlers
+
+    def _type(self, out: dict[str, t.Any], _key: str, value: object, _scope: _Scope) -> None:
+        names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        known = list(dict.fromkeys(n for n in names if isinstance(n, str) and n in DRAFT4_TYPES))
+        if known:
+            out["type"] = value if isinstance(value, str) and known == [value] else known
+
+    def _enum(self, out: dict[str, t.Any], _key: str, value: object, _scope: _Scope) -> None:
+        if isinstance(value, list) and value:
+            out["enum"] = _unique(value)
+
+    def _schema_map(self, out: dict[str, t.Any], key: str, value: object, scope: _Scope) -> None:
+        if not isinstance(value, Mapping):
+            return
+        keys = scope.keys if key == "properties" else frozenset()
+        out[key] = {
+            name: self.convert(sub, _Scope(nullable=False) if name in keys else _ANYWHERE)
+            for name, sub in value.items()
+        }
+
+    def _additional(self, out: dict[str, t.Any], key: str, value: object, _scope: _Scope) -> None:
+        # ``false`` is dropped: taps send more fields (and longer tuples) than they declare.
+        if isinstance(value, Mapping):
+            out[key] = self.convert(value, _ANYWHERE)
+
+    def _items(self, out: dict[str, t.Any], _key: str, value: object, _scope: _Scope) -> None:
+        if isinstance(value, list):
+            if value:
+                out["items"] = [self.convert(sub, _ANYWHERE) for sub in value]
+        elif isinstance(value, Mapping):
+            # After ``prefixItems`` (2020-12), ``items`` is the schema of the rest.
+            target = "additionalItems" if isinstance(out.get("items"), list) else "items"
+            out[target] = self.convert(value, _ANYWHERE)
+
+    def _prefix_items(
+        self, out: dict[str, t.Any], _key: str, value: object, _scope: _Scope
+    ) -> None:
+        if not isinstance(value, list) or not value:
+            return
+        rest = out.pop("items", None)
+        out["items"] = [self.convert(sub, _ANYWHERE) for sub in value]
+        if isinstance(rest, dict):
+            out["additionalItems"] = rest
+
+    def _combinator(self, out: dict[str, t.Any], key: str, value: object, scope: _Scope) -> None:
+        if not isinstance(value, list) or not value:
+            return
+        branches = [self.convert(sub, scope) for sub in value]
+        if key == "allOf":
+            out.setdefault("allOf", []).extend(branches)
+        elif "anyOf" in out:
+            out.setdefault("allOf", []).append({"anyOf": branches})
+        else:
+            # ``oneOf`` becomes ``anyOf``: nullable branches all match null, and taps'
+            # branches overlap anyway (an integer matches "integer" and "number").
+            out["anyOf"] = branches
+
+    def _dependencies(
+        self, out: dict[str, t.Any], _key: str, value: object, _scope: _Scope
+    ) -> None:
+        # Property dependencies (lists of names) are requirements and go, like ``required``.
+        if not isinstance(value, Mapping):
+            return
+        kept = {
+            name: self.convert(sub, _ANYWHERE)
+            for name, sub in value.items()
+            if isinstance(sub, Mapping)
+        }
+        if kept:
+            out["dependencies"] = kept
+
+    def _multiple_of(self, out: dict[str, t.Any], _key: str, value: object, _scope: _Scope) -> None:
+        if _is_number(value) and value > 0:
+            out["multipleOf"] = value
+
+    def _unique_items(
+        self, out: dict[str, t.Any], _key: str, value: object, _scope: _Scope
+    ) -> None:
+        if isinstance(value, bool):
+            out["uniqueItems"] = value
+
+
+def _copy_plain(out: dict[str, t.Any], key: str, value: object) -> None:
+    """Copy a keyword without subschemas, when its value is valid Draft 4."""
+    if key in _STRING_KEYWORDS:
+        if isinstance(value, str):
+            out[key] = value
+    elif key in _COUNT_KEYWORDS:
+        count = _count(value)
+        if count is not None:
+            out[key] = count
+    else:  # default, and vendor keywords (``x-sql-datatype``, ``inclusion``): kept
+        out[key] = copy.deepcopy(value)
+
 
 def _collect_anchors(node: object, anchors: dict[str, t.Any]) -> None:
     if isinstance(node, list):
@@ -249,171 +355,36 @@ def _collect_anchors(node: object, anchors: dict[str, t.Any]) -> None:
             _collect_anchors(value, anchors)
 
 
-# Keyword handlers: (relaxer, out, keyword, value, nullable, keys) -> None
-
-
-def _type(
-    _r: _Relaxer, out: dict[str, t.Any], _k: str, value: object, _n: bool, _keys: frozenset[str]
-) -> None:
-    names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
-    known = list(dict.fromkeys(n for n in names if isinstance(n, str) and n in DRAFT4_TYPES))
-    if not known:
-        return
-    out["type"] = value if isinstance(value, str) and known == [value] else known
-
-
-def _enum(
-    _r: _Relaxer, out: dict[str, t.Any], _k: str, value: object, _n: bool, _keys: frozenset[str]
-) -> None:
-    if isinstance(value, list) and value:
-        out["enum"] = _unique(value)
-
-
-def _schema_map(
-    r: _Relaxer, out: dict[str, t.Any], key: str, value: object, _n: bool, keys: frozenset[str]
-) -> None:
-    if not isinstance(value, Mapping):
-        return
-    out[key] = {
-        name: r.convert(sub, nullable=not (key == "properties" and name in keys))
-        for name, sub in value.items()
-    }
-
-
-def _additional(
-    r: _Relaxer, out: dict[str, t.Any], key: str, value: object, _n: bool, _keys: frozenset[str]
-) -> None:
-    # ``false`` is dropped: taps send extra fields (and longer tuples) than they declare.
-    if isinstance(value, Mapping):
-        out[key] = r.convert(value, nullable=True)
-
-
-def _items(
-    r: _Relaxer, out: dict[str, t.Any], _k: str, value: object, _n: bool, _keys: frozenset[str]
-) -> None:
-    if isinstance(value, list):
-        if value:
-            out["items"] = [r.convert(sub, nullable=True) for sub in value]
-    elif isinstance(value, Mapping):
-        if "items" in out:  # 2020-12: ``items`` after ``prefixItems`` is the rest
-            out["additionalItems"] = r.convert(value, nullable=True)
-        else:
-            out["items"] = r.convert(value, nullable=True)
-
-
-def _prefix_items(
-    r: _Relaxer, out: dict[str, t.Any], _k: str, value: object, _n: bool, _keys: frozenset[str]
-) -> None:
-    if not isinstance(value, list) or not value:
-        return
-    rest = out.pop("items", None)
-    out["items"] = [r.convert(sub, nullable=True) for sub in value]
-    if isinstance(rest, dict):
-        out["additionalItems"] = rest
-
-
-def _combinator(
-    r: _Relaxer, out: dict[str, t.Any], key: str, value: object, nullable: bool, keys: frozenset[str]
-) -> None:
-    if not isinstance(value, list) or not value:
-        return
-    branches = [r.convert(sub, nullable=nullable, keys=keys) for sub in value]
-    if key == "allOf":
-        out.setdefault("allOf", []).extend(branches)
-        return
-    # ``oneOf`` becomes ``anyOf``: nullable branches all match null, and taps' branches
-    # overlap anyway (an integer matches both "integer" and "number").
-    if "anyOf" in out:
-        out.setdefault("allOf", []).append({"anyOf": branches})
-    else:
-        out["anyOf"] = branches
-
-
-def _dependencies(
-    r: _Relaxer, out: dict[str, t.Any], _k: str, value: object, _n: bool, _keys: frozenset[str]
-) -> None:
-    # Property dependencies (lists of names) are requirements and go, like ``required``.
-    if not isinstance(value, Mapping):
-        return
-    kept = {
-        name: r.convert(sub, nullable=True)
-        for name, sub in value.items()
-        if isinstance(sub, Mapping)
-    }
-    if kept:
-        out["dependencies"] = kept
-
-
-def _multiple_of(
-    _r: _Relaxer, out: dict[str, t.Any], _k: str, value: object, _n: bool, _keys: frozenset[str]
-) -> None:
-    if _is_number(value) and value > 0:  # type: ignore[operator]
-        out["multipleOf"] = value
-
-
-def _unique_items(
-    _r: _Relaxer, out: dict[str, t.Any], _k: str, value: object, _n: bool, _keys: frozenset[str]
-) -> None:
-    if isinstance(value, bool):
-        out["uniqueItems"] = value
-
-
-_Handler = t.Callable[[_Relaxer, dict[str, t.Any], str, t.Any, bool, frozenset[str]], None]
-
-_HANDLERS: dict[str, _Handler] = {
-    "type": _type,
-    "enum": _enum,
-    "properties": _schema_map,
-    "patternProperties": _schema_map,
-    "additionalProperties": _additional,
-    "additionalItems": _additional,
-    "items": _items,
-    "prefixItems": _prefix_items,
-    "allOf": _combinator,
-    "anyOf": _combinator,
-    "oneOf": _combinator,
-    "dependencies": _dependencies,
-    "multipleOf": _multiple_of,
-    "uniqueItems": _unique_items,
-}
-
-
-# Helpers
-
-
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> t.TypeGuard[int | float | decimal.Decimal]:
     return isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool)
 
 
 def _count(value: object) -> int | None:
     """A Draft 4 non-negative integer from ``value`` (``255.0`` -> ``255``), else None."""
-    if not _is_number(value):
+    if isinstance(value, bool) or not isinstance(value, int | float | decimal.Decimal):
         return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if value != value or value in (float("inf"), float("-inf")) or value < 0:  # type: ignore[operator]
+    if not math.isfinite(value) or value < 0 or value != int(value):
         return None
-    integral = int(value)  # type: ignore[arg-type]
-    return integral if integral == value else None
+    return int(value)
 
 
 def _bounds(node: Mapping[str, t.Any], out: dict[str, t.Any]) -> None:
     """Translate ``minimum``/``maximum`` and both ``exclusive*`` forms to Draft 4."""
-    for bound, exclusive, stricter in (
-        ("minimum", "exclusiveMinimum", lambda a, b: a >= b),
-        ("maximum", "exclusiveMaximum", lambda a, b: a <= b),
+    for bound, exclusive, at_least_as_strict in (
+        ("minimum", "exclusiveMinimum", operator.ge),
+        ("maximum", "exclusiveMaximum", operator.le),
     ):
         limit = node.get(bound)
         limit = limit if _is_number(limit) else None
         flag = node.get(exclusive)
         if _is_number(flag):  # draft 6+: the exclusive bound itself
-            if limit is None or stricter(flag, limit):
+            if limit is None or at_least_as_strict(flag, limit):
                 out[bound], out[exclusive] = flag, True
             else:
                 out[bound] = limit
         elif limit is not None:
             out[bound] = limit
-            if flag is True:  # Draft 4 form, valid only next to its bound
+            if flag is True:  # the Draft 4 form, valid only next to its bound
                 out[exclusive] = True
 
 

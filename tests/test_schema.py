@@ -31,12 +31,12 @@ def relaxed(schema: dict[str, t.Any], keys: t.Sequence[str] = ()) -> dict[str, t
     return adapted
 
 
-def errors(schema: t.Mapping[str, t.Any], record: t.Any) -> list[str]:  # noqa: ANN401
+def errors(schema: t.Mapping[str, t.Any], record: t.Any) -> list[str]:
     """Draft 4 validation errors of ``record`` (exact ``multipleOf``, as Stitch/emulator)."""
     return [e.message for e in ExactDraft4Validator(schema).iter_errors(record)]
 
 
-def obj(properties: dict[str, t.Any], **extra: t.Any) -> dict[str, t.Any]:  # noqa: ANN401
+def obj(properties: dict[str, t.Any], **extra: t.Any) -> dict[str, t.Any]:
     """A top-level object schema."""
     return {"type": "object", "properties": properties, **extra}
 
@@ -64,7 +64,10 @@ SINGER_IO_ITEMS = {
     "type": "object",
     "properties": {
         "id": {"type": ["integer"], "minimum": -2147483648, "maximum": 2147483647},
-        "tags": {"type": ["null", "array"], "items": {"$ref": "#/definitions/sdc_recursive_string_array"}},
+        "tags": {
+            "type": ["null", "array"],
+            "items": {"$ref": "#/definitions/sdc_recursive_string_array"},
+        },
         "price": {
             "type": ["null", "number"],
             "exclusiveMaximum": True,
@@ -107,7 +110,10 @@ MODERN = {
         },
         "customer": {
             "type": "object",
-            "properties": {"name": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}},
+            "properties": {
+                "name": {"type": "string"},
+                "tags": {"type": "array", "items": {"type": "string"}},
+            },
         },
     },
 }
@@ -136,7 +142,15 @@ QUIRKS: list[tuple[str, dict[str, t.Any], list[str], dict[str, t.Any]]] = [
     ),
     (
         "tuple items and additionalItems",
-        obj({"p": {"type": "array", "items": [{"type": "number"}], "additionalItems": {"type": "string"}}}),
+        obj(
+            {
+                "p": {
+                    "type": "array",
+                    "items": [{"type": "number"}],
+                    "additionalItems": {"type": "string"},
+                }
+            }
+        ),
         [],
         obj(
             {
@@ -163,7 +177,9 @@ QUIRKS: list[tuple[str, dict[str, t.Any], list[str], dict[str, t.Any]]] = [
             additionalProperties=False,
         ),
         [],
-        obj({"o": {"type": ["object", "null"], "properties": {"a": {"type": ["integer", "null"]}}}}),
+        obj(
+            {"o": {"type": ["object", "null"], "properties": {"a": {"type": ["integer", "null"]}}}}
+        ),
     ),
     (
         "patternProperties and additionalProperties schemas",
@@ -191,7 +207,16 @@ QUIRKS: list[tuple[str, dict[str, t.Any], list[str], dict[str, t.Any]]] = [
         "anyOf branches nullable",
         obj({"v": {"anyOf": [{"type": "integer"}, {"type": "string", "format": "date-time"}]}}),
         [],
-        obj({"v": {"anyOf": [{"type": ["integer", "null"]}, {"type": ["string", "null"], "format": "date-time"}]}}),
+        obj(
+            {
+                "v": {
+                    "anyOf": [
+                        {"type": ["integer", "null"]},
+                        {"type": ["string", "null"], "format": "date-time"},
+                    ]
+                }
+            }
+        ),
     ),
     (
         "oneOf becomes anyOf (nullable branches overlap on null)",
@@ -247,9 +272,19 @@ QUIRKS: list[tuple[str, dict[str, t.Any], list[str], dict[str, t.Any]]] = [
     ),
     (
         "multipleOf and format stay",
-        obj({"n": {"type": "number", "multipleOf": 1e-38}, "t": {"type": "string", "format": "date-time"}}),
+        obj(
+            {
+                "n": {"type": "number", "multipleOf": 1e-38},
+                "t": {"type": "string", "format": "date-time"},
+            }
+        ),
         [],
-        obj({"n": {"type": ["number", "null"], "multipleOf": 1e-38}, "t": {"type": ["string", "null"], "format": "date-time"}}),
+        obj(
+            {
+                "n": {"type": ["number", "null"], "multipleOf": 1e-38},
+                "t": {"type": ["string", "null"], "format": "date-time"},
+            }
+        ),
     ),
     (
         "unknown type names dropped",
@@ -287,14 +322,26 @@ QUIRKS: list[tuple[str, dict[str, t.Any], list[str], dict[str, t.Any]]] = [
                     "then": {"required": ["b"]},
                 },
             },
-            **{"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "urn:x", "$comment": "top"},
+            **{
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "$id": "urn:x",
+                "$comment": "top",
+            },
         ),
         [],
         obj({"x": {"type": ["string", "null"]}, "o": {"type": ["object", "null"]}}),
     ),
     (
         "prefixItems becomes tuple items; 2020-12 items becomes additionalItems",
-        obj({"p": {"type": "array", "prefixItems": [{"type": "integer"}], "items": {"type": "string"}}}),
+        obj(
+            {
+                "p": {
+                    "type": "array",
+                    "prefixItems": [{"type": "integer"}],
+                    "items": {"type": "string"},
+                }
+            }
+        ),
         [],
         obj(
             {
@@ -308,13 +355,21 @@ QUIRKS: list[tuple[str, dict[str, t.Any], list[str], dict[str, t.Any]]] = [
     ),
     (
         "$defs ref resolved inline",
-        {"type": "object", "properties": {"a": {"$ref": "#/$defs/n"}}, "$defs": {"n": {"type": "integer"}}},
+        {
+            "type": "object",
+            "properties": {"a": {"$ref": "#/$defs/n"}},
+            "$defs": {"n": {"type": "integer"}},
+        },
         [],
         obj({"a": {"type": ["integer", "null"]}}),
     ),
     (
         "definitions ref on a key property keeps it non-null",
-        {"type": "object", "properties": {"id": {"$ref": "#/definitions/i"}}, "definitions": {"i": {"type": "integer"}}},
+        {
+            "type": "object",
+            "properties": {"id": {"$ref": "#/definitions/i"}},
+            "definitions": {"i": {"type": "integer"}},
+        },
         ["id"],
         obj({"id": {"type": "integer"}}, required=["id"]),
     ),
@@ -324,11 +379,23 @@ QUIRKS: list[tuple[str, dict[str, t.Any], list[str], dict[str, t.Any]]] = [
             "type": "object",
             "properties": {"tree": {"$ref": "#/definitions/node"}},
             "definitions": {
-                "node": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/definitions/node"}}}},
+                "node": {
+                    "type": "object",
+                    "properties": {
+                        "kids": {"type": "array", "items": {"$ref": "#/definitions/node"}}
+                    },
+                },
             },
         },
         [],
-        obj({"tree": {"type": ["object", "null"], "properties": {"kids": {"type": ["array", "null"], "items": {}}}}}),
+        obj(
+            {
+                "tree": {
+                    "type": ["object", "null"],
+                    "properties": {"kids": {"type": ["array", "null"], "items": {}}},
+                }
+            }
+        ),
     ),
     (
         "ref to the root (#) is recursive",
@@ -402,16 +469,29 @@ QUIRKS: list[tuple[str, dict[str, t.Any], list[str], dict[str, t.Any]]] = [
     ),
     (
         "property names that look like keywords are names",
-        obj({"type": {"type": "string"}, "$ref": {"type": "integer"}, "required": {"type": "boolean"}}),
+        obj(
+            {
+                "type": {"type": "string"},
+                "$ref": {"type": "integer"},
+                "required": {"type": "boolean"},
+            }
+        ),
         ["type"],
         obj(
-            {"type": {"type": "string"}, "$ref": {"type": ["integer", "null"]}, "required": {"type": ["boolean", "null"]}},
+            {
+                "type": {"type": "string"},
+                "$ref": {"type": ["integer", "null"]},
+                "required": {"type": ["boolean", "null"]},
+            },
             required=["type"],
         ),
     ),
     (
         "top-level $ref to the row definition, keys stay non-null",
-        {"$ref": "#/$defs/row", "$defs": {"row": obj({"id": {"type": "integer"}, "v": {"type": "string"}})}},
+        {
+            "$ref": "#/$defs/row",
+            "$defs": {"row": obj({"id": {"type": "integer"}, "v": {"type": "string"}})},
+        },
         ["id"],
         obj({"id": {"type": "integer"}, "v": {"type": ["string", "null"]}}, required=["id"]),
     ),
@@ -452,12 +532,16 @@ QUIRKS: list[tuple[str, dict[str, t.Any], list[str], dict[str, t.Any]]] = [
         "vendor keywords kept",
         obj({"x": {"type": "string", "x-sql-datatype": "text", "inclusion": "available"}}),
         [],
-        obj({"x": {"type": ["string", "null"], "x-sql-datatype": "text", "inclusion": "available"}}),
+        obj(
+            {"x": {"type": ["string", "null"], "x-sql-datatype": "text", "inclusion": "available"}}
+        ),
     ),
 ]
 
 
-@pytest.mark.parametrize(("schema", "keys", "expected"), [q[1:] for q in QUIRKS], ids=[q[0] for q in QUIRKS])
+@pytest.mark.parametrize(
+    ("schema", "keys", "expected"), [q[1:] for q in QUIRKS], ids=[q[0] for q in QUIRKS]
+)
 def test_quirk(schema: dict[str, t.Any], keys: list[str], expected: dict[str, t.Any]) -> None:
     assert relaxed(schema, keys) == expected
 
@@ -514,7 +598,10 @@ def test_relaxed_output_is_draft4_without_later_keywords(schema: dict[str, t.Any
     assert "object" in (adapted["type"] if isinstance(adapted["type"], list) else [adapted["type"]])
     assert isinstance(adapted["properties"], dict)
     for node in _walk(adapted):
-        assert not {"$ref", "$defs", "definitions", "$schema", "$id", "const", "prefixItems"} & node.keys()
+        assert (
+            not {"$ref", "$defs", "definitions", "$schema", "$id", "const", "prefixItems"}
+            & node.keys()
+        )
         for flag in ("exclusiveMinimum", "exclusiveMaximum"):
             if flag in node:
                 assert node[flag] is True
@@ -530,7 +617,12 @@ REAL_RECORDS: list[tuple[str, dict[str, t.Any], list[str], dict[str, t.Any]]] = 
         "meltanolabs: NULL text[] and int[] elements",
         MELTANOLABS_ITEMS,
         ["id"],
-        {"id": 1, "updated_at": "2024-01-01T00:00:01+00:00", "tags": ["a", None, "b c"], "scores": [1, None]},
+        {
+            "id": 1,
+            "updated_at": "2024-01-01T00:00:01+00:00",
+            "tags": ["a", None, "b c"],
+            "scores": [1, None],
+        },
     ),
     (
         "meltanolabs: nested jsonb with nulls, wide numerics",
@@ -611,8 +703,12 @@ WRONG_TYPES: list[tuple[str, dict[str, t.Any], dict[str, t.Any]]] = [
 ]
 
 
-@pytest.mark.parametrize(("schema", "record"), [w[1:] for w in WRONG_TYPES], ids=[w[0] for w in WRONG_TYPES])
-def test_records_with_wrong_types_still_fail(schema: dict[str, t.Any], record: dict[str, t.Any]) -> None:
+@pytest.mark.parametrize(
+    ("schema", "record"), [w[1:] for w in WRONG_TYPES], ids=[w[0] for w in WRONG_TYPES]
+)
+def test_records_with_wrong_types_still_fail(
+    schema: dict[str, t.Any], record: dict[str, t.Any]
+) -> None:
     keys = ["id"]
     assert errors(relaxed(schema, keys), record)
 
@@ -621,18 +717,28 @@ def test_output_is_json_and_independent_of_input_objects() -> None:
     adapted = relaxed(SINGER_IO_ITEMS, ["id"])
     assert json.loads(json.dumps(adapted)) == adapted
     again = relaxed(SINGER_IO_ITEMS, ["id"])
-    assert again == adapted and again is not adapted
+    assert again == adapted
+    assert again is not adapted
 
 
 def test_wide_schema_adapts_quickly() -> None:
     # A 2,000-column table with nested objects, arrays and refs: once per SCHEMA message.
-    defs = {f"d{i}": {"type": "object", "properties": {"v": {"type": "string"}, "w": {"$ref": "#/$defs/leaf"}}} for i in range(50)}
+    defs = {
+        f"d{i}": {
+            "type": "object",
+            "properties": {"v": {"type": "string"}, "w": {"$ref": "#/$defs/leaf"}},
+        }
+        for i in range(50)
+    }
     defs["leaf"] = {"type": "array", "items": {"type": "integer"}}
     properties = {
         f"c{i}": (
             {"$ref": f"#/$defs/d{i % 50}"}
             if i % 3 == 0
-            else {"type": "object", "properties": {"a": {"type": "array", "items": {"type": "string"}}}}
+            else {
+                "type": "object",
+                "properties": {"a": {"type": "array", "items": {"type": "string"}}},
+            }
         )
         for i in range(2000)
     }

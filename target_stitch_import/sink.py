@@ -15,6 +15,7 @@ import time
 import typing as t
 
 import jsonschema
+from singer_sdk.exceptions import MissingKeyPropertiesError
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
@@ -70,7 +71,19 @@ class Draft4RecordValidator(BaseJSONSchemaValidator):
 
     @override
     def validate(self, record: dict[str, t.Any]) -> None:
-        """Raise :class:`RecordError` naming stream, key and field when the record fails."""
+        """Raise :class:`RecordError` naming stream, key and field when the record fails.
+
+        Raises:
+            MissingKeyPropertiesError: A key property is absent (the SDK's own error).
+            RecordError: The record does not match the schema that is sent.
+        """
+        missing = [name for name in self._key_names if name not in record]
+        if missing:
+            msg = (
+                f"stream '{self._stream}': record {describe_key(record, self._key_names)} "
+                f"lacks key propert{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}"
+            )
+            raise MissingKeyPropertiesError(msg)
         error = jsonschema.exceptions.best_match(self._validator.iter_errors(record))
         if error is None:
             return

@@ -29,6 +29,8 @@ PROG = "stitch-import-emulator"
 DEFAULT_DATABASE = "stitch-emulator.sqlite"
 #: How long a stopping server waits for requests in flight.
 DRAIN_SECONDS = 30.0
+#: How often the accept loop checks for shutdown.
+POLL_SECONDS = 0.05
 _STAT_FIELDS = ("rows", "batches", "messages", "bytes", "stale_ignored", "ties")
 
 
@@ -147,7 +149,12 @@ def serve(args: argparse.Namespace, faults: FaultSettings) -> int:
         signal.signal(signum, lambda *_: stop.set())
     with Storage(args.database, create=True, schema_name=args.schema) as storage:
         server = create_server(args.host, args.port, storage, settings)
-        worker = threading.Thread(target=server.serve_forever, name="emulator", daemon=True)
+        worker = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": POLL_SECONDS},
+            name="emulator",
+            daemon=True,
+        )
         worker.start()
         print(f"listening on {server.url}", flush=True)
         if not settings.tokens:

@@ -64,6 +64,7 @@ _INT64_MAX = 2**63 - 1
 _META = '"_emulator_meta"'
 _TABLES = '"_emulator_tables"'
 _BATCHES = '"_emulator_batches"'
+_KEYS_PER_QUERY = 500
 _COUNTERS = ("messages", "bytes", "stale_ignored", "ties")
 _ASCII_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _SYSTEM_FOLDED = frozenset(name.translate(_ASCII_FOLD) for name in SYSTEM_COLUMNS)
@@ -131,6 +132,16 @@ def decode_value(value: object) -> object:
 
 def _rank(version: int | None, sequence: int) -> tuple[bool, int, int]:
     return (version is not None, version or 0, sequence)
+
+
+def _primary_key(message: Message, key_names: t.Sequence[str]) -> str:
+    """Return the canonical JSON array of a record's key values."""
+    data = t.cast("dict[str, t.Any]", message.data)
+    values = [data[name] for name in key_names]
+    try:
+        return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+    except TypeError:  # Decimals: written digit for digit
+        return canonical_json(values)
 
 
 def _new_columns(columns: t.Mapping[str, str], batch: Batch) -> list[str]:
@@ -309,19 +320,15 @@ class Storage:
             table.columns[fold(name)] = name
         stale = 0
         ties = 0
-        for message in batch.messages:
-            if message.action == ACTIVATE_VERSION:
+        upserts: list[Message] = []
+        for message in (*batch.messages, None):
+            if message is not None and message.action != ACTIVATE_VERSION:
+                upserts.append(message)
+                continue
+            run_stale, run_ties = self._upsert_run(table, upserts, batch.table_version, received_at)
+            stale, ties, upserts = stale + run_stale, ties + run_ties, []
+            if message is not None:
                 stale += self._activate(table, t.cast("int", batch.table_version))
-                continue
-            if _rank(batch.table_version, 0) < _rank(table.active_version, 0):
-                stale += 1
-                continue
-            if not table.key_names:
-                self._insert(table, message, batch.table_version, received_at, replace=False)
-                continue
-            outcome = self._upsert(table, message, batch.table_version, received_at)
-            stale += outcome == "stale"
-            ties += outcome == "tie"
         self._conn.execute(
             f"INSERT INTO {_BATCHES} (received_at, table_name, messages, bytes, stale_ignored, "
             "ties) VALUES (?, ?, ?, ?, ?, ?)",
@@ -393,56 +400,85 @@ class Storage:
         table.active_version = version
         return 0
 
-    def _upsert(
+    def _upsert_run(
         self,
         table: _Table,
-        message: Message,
+        messages: list[Message],
         version: int | None,
         received_at: str,
-    ) -> t.Literal["stale", "tie", "written"]:
-        data = t.cast("dict[str, t.Any]", message.data)
-        key = canonical_json([data[name] for name in table.key_names])
-        stored = self._conn.execute(
-            f"SELECT {quote(TABLE_VERSION)}, {quote(SEQUENCE)} FROM {quote(table.name)} "
-            f"WHERE {quote(PRIMARY_KEY)} = ?",
-            (key,),
-        ).fetchone()
-        outcome: t.Literal["stale", "tie", "written"] = "written"
-        if stored is not None:
-            new, old = _rank(version, message.sequence), _rank(stored[0], stored[1])
-            if new < old:
-                return "stale"
-            if new == old:
-                outcome = "tie"
-        self._insert(table, message, version, received_at, replace=True, key=key)
-        return outcome
+    ) -> tuple[int, int]:
+        """Apply consecutive upserts (as if one by one); return (stale ignored, ties)."""
+        if _rank(version, 0) < _rank(table.active_version, 0):
+            return len(messages), 0
+        if not table.key_names:
+            self._write(table, [(message, None) for message in messages], version, received_at)
+            return 0, 0
+        keys = [_primary_key(message, table.key_names) for message in messages]
+        ranks = self._stored_ranks(table, set(keys))
+        winners: dict[str, Message] = {}
+        stale = 0
+        ties = 0
+        for key, message in zip(keys, messages):
+            new = _rank(version, message.sequence)
+            old = ranks.get(key)
+            if old is not None and new < old:
+                stale += 1
+                continue
+            ties += old == new
+            ranks[key] = new
+            winners.pop(key, None)  # a replaced row moves to the end, as REPLACE does
+            winners[key] = message
+        self._write(table, [(message, key) for key, message in winners.items()], version, received_at)
+        return stale, ties
 
-    def _insert(  # noqa: PLR0913 - one row's parts
+    def _stored_ranks(self, table: _Table, keys: set[str]) -> dict[str, tuple[bool, int, int]]:
+        ranks: dict[str, tuple[bool, int, int]] = {}
+        pending = list(keys)
+        for start in range(0, len(pending), _KEYS_PER_QUERY):
+            chunk = pending[start : start + _KEYS_PER_QUERY]
+            rows = self._conn.execute(
+                f"SELECT {quote(PRIMARY_KEY)}, {quote(TABLE_VERSION)}, {quote(SEQUENCE)} "
+                f"FROM {quote(table.name)} WHERE {quote(PRIMARY_KEY)} IN "
+                f"({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            ranks.update((key, _rank(version, sequence)) for key, version, sequence in rows)
+        return ranks
+
+    def _write(
         self,
         table: _Table,
-        message: Message,
+        rows: list[tuple[Message, str | None]],
         version: int | None,
         received_at: str,
-        *,
-        replace: bool,
-        key: str | None = None,
     ) -> None:
-        data = t.cast("dict[str, t.Any]", message.data)
-        columns = [SEQUENCE, TABLE_VERSION, RECEIVED_AT]
-        values: list[object] = [message.sequence, version, received_at]
-        if key is not None:
-            columns.append(PRIMARY_KEY)
-            values.append(key)
-        for name, value in data.items():
-            if fold(name) not in _SYSTEM_FOLDED:
-                columns.append(name)
-                values.append(encode_value(value))
-        verb = "INSERT OR REPLACE" if replace else "INSERT"
-        self._conn.execute(
-            f"{verb} INTO {quote(table.name)} ({', '.join(map(quote, columns))}) "
-            f"VALUES ({', '.join('?' * len(columns))})",
-            values,
-        )
+        """Insert rows in order (replacing those with the same primary key)."""
+        runs: list[tuple[tuple[str, ...], list[list[object]]]] = []
+        for message, key in rows:
+            data = t.cast("dict[str, t.Any]", message.data)
+            names = tuple(name for name in data if fold(name) not in _SYSTEM_FOLDED)
+            values: list[object] = [message.sequence, version, received_at]
+            if key is not None:
+                values.append(key)
+            values.extend(encode_value(data[name]) for name in names)
+            if not runs or runs[-1][0] != names:
+                runs.append((names, []))
+            runs[-1][1].append(values)
+        verb = "INSERT OR REPLACE" if table.key_names else "INSERT"
+        system = [SEQUENCE, TABLE_VERSION, RECEIVED_AT]
+        if table.key_names:
+            system.append(PRIMARY_KEY)
+        statements: dict[tuple[str, ...], str] = {}
+        for names, values_list in runs:
+            statement = statements.get(names)
+            if statement is None:
+                columns = [*system, *names]
+                statement = (
+                    f"{verb} INTO {quote(table.name)} ({', '.join(map(quote, columns))}) "
+                    f"VALUES ({', '.join('?' * len(columns))})"
+                )
+                statements[names] = statement
+            self._conn.executemany(statement, values_list)
 
     # Reading
 

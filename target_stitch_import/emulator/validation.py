@@ -396,7 +396,8 @@ def _has_lone_surrogate(value: object) -> bool:
 
 
 def _check_record_shape(index: int, data: dict[str, t.Any], key_names: t.Sequence[str]) -> None:
-    points, depth = _shape(data)
+    flat = not any(isinstance(value, (dict, list)) for value in data.values())
+    points, depth = (len(data), 1) if flat else _shape(data)
     if points > MAX_DATA_POINTS:
         raise _Invalid(
             f"Record {index} has {points} data points, more than the maximum of {MAX_DATA_POINTS}",

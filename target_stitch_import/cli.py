@@ -22,6 +22,8 @@ from singer_sdk.singerlib.exceptions import InvalidInputLine
 from target_stitch_import.errors import StitchImportError
 from target_stitch_import.target import TargetStitchImport
 
+_LINE_LIMIT = 1_000
+
 #: Errors that are the input's or the settings' fault, reported in one line.
 USER_ERRORS: tuple[type[BaseException], ...] = (
     StitchImportError,
@@ -37,6 +39,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 def error_line(exc: BaseException) -> str:
     """Return the one line printed for a user error."""
     text = " ".join(str(exc).split()) or type(exc).__name__
+    if len(text) > _LINE_LIMIT:
+        text = text[: _LINE_LIMIT - 3] + "..."
     return f"target-stitch-import: error: {text}"
 
 

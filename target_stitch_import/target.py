@@ -8,6 +8,7 @@ by the :class:`~target_stitch_import.checkpoints.StateLedger` instead of after e
 
 from __future__ import annotations
 
+import collections
 import logging
 import sys
 import threading
@@ -17,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
+from singer_sdk.contrib.msgspec import MsgSpecReader
+from singer_sdk.contrib.msgspec import decoder as _singer_decoder
 from singer_sdk.helpers.capabilities import PluginCapabilities
+from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.target_base import Target
 
 if sys.version_info >= (3, 12):
@@ -37,6 +41,36 @@ if t.TYPE_CHECKING:
 
 _STATE_ENCODER = msgspec.json.Encoder(decimal_format="number")
 _SAFE_NAME = str.maketrans({c: "_" for c in '/\\:*?"<>| '})
+
+
+class LineReader(MsgSpecReader):
+    """The SDK's msgspec reader (numbers as Decimal): blank lines skipped, errors in one line."""
+
+    @override
+    def process_lines(
+        self,
+        file_input: t.IO[str] | None,
+        callbacks: dict[str, t.Callable[[dict], None]],
+    ) -> collections.Counter[str]:
+        lines = file_input or self.default_input
+        return super().process_lines((line for line in lines if line.strip()), callbacks)  # type: ignore[arg-type]
+
+    @override
+    def _process_unknown_message(self, message_dict: dict) -> None:
+        msg = f"unknown Singer message type {str(message_dict.get('type'))[:40]!r}"
+        raise InvalidInputLine(msg)
+
+    @override
+    def deserialize_json(self, line: str) -> dict:
+        try:
+            message = _singer_decoder.decode(line)
+        except msgspec.DecodeError as exc:
+            msg = f"input line is not valid JSON ({exc}): {line[:80]!r}..."
+            raise InvalidInputLine(msg) from None
+        if not isinstance(message, dict):
+            msg = f"input line is not a JSON object: {line[:80]!r}"
+            raise InvalidInputLine(msg)
+        return message
 
 
 @dataclass
@@ -80,6 +114,7 @@ class TargetStitchImport(Target):
     name = "target-stitch-import"
     config_jsonschema = CONFIG_JSONSCHEMA
     default_sink_class = StitchImportSink
+    message_reader_class = LineReader
     capabilities: t.ClassVar[list] = [
         *Target.capabilities,
         PluginCapabilities.ACTIVATE_VERSION,

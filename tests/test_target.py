@@ -488,3 +488,31 @@ def test_config_from_environment(emulator: Emulator, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert emulator.rows("env") == [{"id": 1}]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('{"type": "RECORD", oops', "not valid JSON"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"foo": 1}', "missing required type"),
+        ('{"type": "WHAT"}', "unknown Singer message type 'WHAT'"),
+        ('{"type": "RECORD", "stream": "nope", "record": {"id": 1}}', "before a corresponding schema"),
+        ('{"type": "STATE"}', "missing required value"),
+    ],
+)
+def test_bad_input_lines_end_with_one_line(emulator: Emulator, tmp_path: Path, line: str, expected: str) -> None:
+    result = run_target(config(emulator), [line], tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert expected in result.stderr.strip().splitlines()[-1]
+
+
+def test_blank_lines_are_skipped(emulator: Emulator, tmp_path: Path) -> None:
+    result = run_target(
+        config(emulator),
+        ["", json.dumps(schema("b", {"id": {"type": "integer"}}, ["id"])), "  ", json.dumps(record("b", {"id": 1}))],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert emulator.rows("b") == [{"id": 1}]

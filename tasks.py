@@ -30,14 +30,25 @@ def run(*args: str | Path, **kwargs: object) -> subprocess.CompletedProcess[byte
     return subprocess.run([str(a) for a in args], check=True, **kwargs)  # type: ignore[call-overload]
 
 
+def pip_install(*args: str) -> None:
+    """Run pip quietly; show its output only when it fails."""
+    print("+ pip install", " ".join(args), flush=True)
+    done = subprocess.run(
+        [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", *args],
+        cwd=HERE, capture_output=True, text=True, check=False,
+    )
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(done.returncode)
+
+
 def ensure_venv(extras: str = "") -> None:
     """Create the virtual environment and install the project (editable) into it."""
     if not PYTHON.exists():
         print(f"Creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-        run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    target = f".{extras}" if extras else "."
-    run(PYTHON, "-m", "pip", "install", "--quiet", "-e", target, cwd=HERE)
+        pip_install("--upgrade", "pip")
+    pip_install("-e", f".{extras}" if extras else ".")
 
 
 def demo() -> int:

@@ -132,6 +132,15 @@ class PgServer:
         )
         return result.stdout
 
+    def create_database(self, name: str, *, template: str | None = None) -> None:
+        """Create database ``name`` owned by the test user (a copy of ``template``)."""
+        copy_of = f' TEMPLATE "{template}"' if template is not None else ""
+        self.psql(f'CREATE DATABASE "{name}"{copy_of}', database="postgres")
+
+    def drop_database(self, name: str) -> None:
+        """Drop database ``name`` (closing its connections)."""
+        self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', database="postgres")
+
     def stop(self) -> None:
         """Stop the server (fast) and delete its directory."""
         with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
@@ -226,7 +235,7 @@ def start(
 def _bootstrap(server: PgServer) -> None:
     """Create the password-authenticated test user and its database (over the socket)."""
     quoted_password = server.password.replace("'", "''")
-    role = f'CREATE ROLE "{server.user}" LOGIN PASSWORD \'{quoted_password}\''
+    role = f'CREATE ROLE "{server.user}" LOGIN CREATEDB PASSWORD \'{quoted_password}\''
     database = f'CREATE DATABASE "{server.database}" OWNER "{server.user}"'
     _as_server_user(
         [

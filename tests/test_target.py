@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import decimal
 import json
+import os
+import subprocess
 import threading
 import time
 import typing as t
@@ -12,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from targetrun import (
+    COMMAND,
     activate_version,
+    lines,
     record,
     run_target,
     schema,
@@ -475,11 +479,6 @@ def test_null_key_is_refused_before_sending(emulator: Emulator, tmp_path: Path) 
 
 
 def test_config_from_environment(emulator: Emulator, tmp_path: Path) -> None:
-    import os
-    import subprocess
-
-    from targetrun import COMMAND, lines
-
     env = {**os.environ, "TARGET_STITCH_IMPORT_TOKEN": TOKEN, "TARGET_STITCH_IMPORT_API_URL": emulator.url}
     done = subprocess.run(
         [*COMMAND, "--config", "ENV"],
@@ -516,3 +515,11 @@ def test_blank_lines_are_skipped(emulator: Emulator, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert emulator.rows("b") == [{"id": 1}]
+
+
+def test_state_values_keep_exact_numbers(emulator: Emulator, tmp_path: Path) -> None:
+    # The SDK's own STATE writer crashes on floats (read as Decimal); ours writes them exactly.
+    value_line = '{"type": "STATE", "value": {"rate": 0.1, "big": 12345678901234567890.5, "n": 3}}'
+    result = run_target(config(emulator), [value_line], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '{"rate":0.1,"big":12345678901234567890.5,"n":3}'

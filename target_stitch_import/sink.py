@@ -112,7 +112,9 @@ class StitchImportSink(BatchSink):
         self._stream: StreamState = target.stream_state(stream_name)
         self._ledger = target.ledger
         self._sender = target.sender
-        self._lock = threading.Lock()
+        # Re-entrant: the SDK's SIGTERM handler drains on the reading thread, which may
+        # be inside process_record already.
+        self._lock = threading.RLock()
         self._batch: Batch | None = None
         self._batch_version: int | None = None
         self._batch_hold = 0

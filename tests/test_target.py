@@ -523,3 +523,25 @@ def test_state_values_keep_exact_numbers(emulator: Emulator, tmp_path: Path) -> 
     result = run_target(config(emulator), [value_line], tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == '{"rate":0.1,"big":12345678901234567890.5,"n":3}'
+
+
+def test_sigterm_drains_and_writes_the_state(emulator: Emulator, tmp_path: Path) -> None:
+    process = start_target(config(emulator, max_batch_age_seconds=1), tmp_path)
+    assert process.stdin is not None
+    assert process.stdout is not None
+
+    def send(first: int, upto: int) -> None:
+        for i in range(first, upto + 1):
+            process.stdin.write(json.dumps(record("term", {"id": i})) + "\n")
+        process.stdin.write(json.dumps(state({"upto": upto})) + "\n")
+        process.stdin.flush()
+
+    process.stdin.write(json.dumps(schema("term", {"id": {"type": "integer"}}, ["id"])) + "\n")
+    send(0, 4)
+    assert json.loads(read_line(process, timeout=20)) == {"upto": 4}  # running, handlers set
+    send(5, 9)
+    time.sleep(0.3)  # read at once, but younger than the age limit
+    process.send_signal(15)
+    assert process.wait(timeout=30) == 0
+    assert json.loads(process.stdout.read().strip().splitlines()[-1]) == {"upto": 9}
+    assert len(emulator.rows("term")) == 10

@@ -2,7 +2,7 @@
 
 Layout:
     * Each ``table_name`` is a SQL table of exactly that name. Every top-level property seen in
-      a record becomes a column (added with ``ALTER TABLE ... ADD COLUMN`` when new), declared
+      a record becomes a column (created with the table, or added by ``ALTER TABLE``), declared
       without a type, so values keep the storage class they are given: ``str`` as TEXT, ``int``
       within int64 as INTEGER, anything else (booleans, non-integer or huge numbers, objects,
       arrays) as a BLOB holding its exact JSON text, Decimals digit for digit. Reading decodes
@@ -58,6 +58,8 @@ TABLE_VERSION = "_sdc_table_version"
 RECEIVED_AT = "_sdc_received_at"
 PRIMARY_KEY = "_sdc_primary_key"
 SYSTEM_COLUMNS = (SEQUENCE, TABLE_VERSION, RECEIVED_AT, PRIMARY_KEY)
+#: Columns a table may have (SQLite's default SQLITE_MAX_COLUMN).
+MAX_COLUMNS = 2000
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -152,7 +154,8 @@ def _new_columns(columns: t.Mapping[str, str], batch: Batch) -> list[str]:
         batch: The batch.
 
     Raises:
-        BatchRejectedError: A property differs from a column (or another property) by case.
+        BatchRejectedError: A property differs from a column (or another property) by case,
+            or the table would have more than :data:`MAX_COLUMNS` columns.
     """
     known = dict(columns)
     new: list[str] = []
@@ -170,6 +173,10 @@ def _new_columns(columns: t.Mapping[str, str], batch: Batch) -> list[str]:
                 raise BatchRejectedError(msg)
             known[folded] = name
             new.append(name)
+    total = len(known) + (0 if columns else len(SYSTEM_COLUMNS))
+    if new and total > MAX_COLUMNS:
+        msg = f"table {batch.table_name} would have {total} columns, more than SQLite's {MAX_COLUMNS}"
+        raise BatchRejectedError(msg)
     return new
 
 
@@ -308,11 +315,15 @@ class Storage:
             _new_columns(table.columns if table else {}, batch)
 
     def _apply(self, batch: Batch, received_at: str, body_bytes: int) -> BatchOutcome:
-        table = self._existing_table(batch) or self._create_table(batch, received_at)
-        for name in _new_columns(table.columns, batch):
+        table = self._existing_table(batch)
+        new_columns = _new_columns(table.columns if table else {}, batch)
+        if table is None:
+            table = self._create_table(batch, received_at, new_columns)
+            new_columns = []
+        for name in new_columns:
             try:
                 self._conn.execute(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(name)}")
-            except sqlite3.OperationalError as exc:
+            except sqlite3.OperationalError as exc:  # a build with a lower column limit
                 if "too many columns" not in str(exc):
                     raise
                 msg = f"table {table.name} would have more columns than SQLite allows"
@@ -366,13 +377,14 @@ class Storage:
             raise BatchRejectedError(msg)
         return _Table(name, stored_keys, row[1], self._columns(name))
 
-    def _create_table(self, batch: Batch, received_at: str) -> _Table:
+    def _create_table(self, batch: Batch, received_at: str, columns: list[str]) -> _Table:
         name = batch.table_name
-        system = [f"{quote(SEQUENCE)} INTEGER", f"{quote(TABLE_VERSION)} INTEGER"]
-        system.append(f"{quote(RECEIVED_AT)} TEXT")
+        definitions = [f"{quote(SEQUENCE)} INTEGER", f"{quote(TABLE_VERSION)} INTEGER"]
+        definitions.append(f"{quote(RECEIVED_AT)} TEXT")
         if batch.key_names:
-            system.append(f"{quote(PRIMARY_KEY)} TEXT UNIQUE")
-        self._conn.execute(f"CREATE TABLE {quote(name)} ({', '.join(system)})")
+            definitions.append(f"{quote(PRIMARY_KEY)} TEXT UNIQUE")
+        definitions.extend(map(quote, columns))
+        self._conn.execute(f"CREATE TABLE {quote(name)} ({', '.join(definitions)})")
         self._conn.execute(
             f"INSERT INTO {_TABLES} (name, key_names, active_version, created_at) "
             "VALUES (?, ?, NULL, ?)",

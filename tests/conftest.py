@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 import typing as t
-from pathlib import Path
 
 import pytest
 
@@ -23,6 +22,7 @@ from target_stitch_import.emulator.storage import Storage
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
 
 STARTUP_SECONDS = 20.0
 STOP_SECONDS = 20.0
@@ -127,7 +127,7 @@ def start_emulator(tmp_path: Path) -> Iterator[Callable[..., Emulator]]:
     """Start emulators on temporary databases; all are stopped at teardown."""
     started: list[Emulator] = []
 
-    def start(*extra_args: str, token: str | None = "test-token") -> Emulator:
+    def start(*extra_args: str, token: str | None = "test-token") -> Emulator:  # noqa: S107
         number = len(started)
         emulator = Emulator(
             database=tmp_path / f"emulator-{number}.sqlite",

@@ -24,7 +24,7 @@ if t.TYPE_CHECKING:
 
     from conftest import Emulator
 
-TOKEN = "test-token"
+TOKEN = "test-token"  # noqa: S105 - the emulator's test token
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 JSON = "application/json"
 ACCEPTED = {"status": "OK", "message": "Batch Accepted!"}
@@ -62,7 +62,7 @@ def batch(
     return document
 
 
-def post(
+def post(  # noqa: PLR0913 - a test helper's options
     emulator: Emulator,
     document: object,
     *,
@@ -93,7 +93,8 @@ def storage_classes(emulator: Emulator, table: str) -> list[dict[str, str]]:
         columns = [row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')]
         data = [c for c in columns if not c.startswith("_sdc_")]
         select = ", ".join(f'typeof("{c}")' for c in data)
-        return [dict(zip(data, row)) for row in conn.execute(f'SELECT {select} FROM "{table}"')]
+        rows = conn.execute(f'SELECT {select} FROM "{table}"')  # noqa: S608 - test's own names
+        return [dict(zip(data, row, strict=True)) for row in rows]
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +134,7 @@ def exchange(
 # Status
 
 
-def test_status_ok_needs_no_token(shared: Emulator, table: str) -> None:
+def test_status_ok_needs_no_token(shared: Emulator) -> None:
     response = requests.get(shared.url + STATUS_PATH, timeout=10)
     assert response.status_code == 200
     assert response.headers["Content-Type"] == JSON
@@ -153,7 +154,9 @@ def test_status_503_for_the_first_requests(start_emulator: Callable[..., Emulato
     assert answers[0].json()["status"] == "ERROR"
     assert answers[0].headers["Retry-After"] == "3"
     always = start_emulator("--status-503", "-1")
-    assert {requests.get(always.url + STATUS_PATH, timeout=10).status_code for _ in range(5)} == {503}
+    assert {requests.get(always.url + STATUS_PATH, timeout=10).status_code for _ in range(5)} == {
+        503
+    }
     assert accepted(post(always, batch("t", up(1, id=1))))
 
 
@@ -171,7 +174,9 @@ def test_auth(start_emulator: Callable[..., Emulator]) -> None:
             response = post(emulator, body, path=path, headers=headers)
             assert (response.status_code, response.json()) == (401, NOT_AUTHORIZED)
             assert response.headers["Content-Type"] == JSON
-        paused = post(emulator, body, path=path, headers={**HEADERS, "Authorization": "Bearer paused"})
+        paused = post(
+            emulator, body, path=path, headers={**HEADERS, "Authorization": "Bearer paused"}
+        )
         assert (paused.status_code, paused.json()) == (
             403,
             {"error": "Forbidden", "errors": {"error": "Connection is not active."}},
@@ -183,7 +188,9 @@ def test_auth(start_emulator: Callable[..., Emulator]) -> None:
 
 def test_any_token_without_token_option(start_emulator: Callable[..., Emulator]) -> None:
     emulator = start_emulator(token=None)
-    assert accepted(post(emulator, batch("t", up(1, id=1)), headers={**HEADERS, "Authorization": "Bearer x"}))
+    assert accepted(
+        post(emulator, batch("t", up(1, id=1)), headers={**HEADERS, "Authorization": "Bearer x"})
+    )
     missing = post(emulator, batch("t", up(1, id=1)), headers={"Content-Type": JSON})
     assert (missing.status_code, missing.json()) == (401, NOT_AUTHORIZED)
     assert "any non-empty bearer token" in emulator.stderr()
@@ -196,7 +203,10 @@ def test_content_type_must_be_json(shared: Emulator, table: str, content_type: s
         headers["Content-Type"] = content_type
     for path in (BATCH_PATH, VALIDATE_PATH):
         response = post(shared, batch(table, up(1, id=1)), path=path, headers=headers)
-        assert (response.status_code, response.json()) == (415, {"error": "Content-Type must be application/json"})
+        assert (response.status_code, response.json()) == (
+            415,
+            {"error": "Content-Type must be application/json"},
+        )
     charset = {**HEADERS, "Content-Type": "application/json; charset=utf-8"}
     assert accepted(post(shared, batch(table, up(1, id=1)), headers=charset))
 
@@ -218,13 +228,17 @@ def test_oversized_body_413_keeps_the_connection(start_emulator: Callable[..., E
         )
         assert not response.will_close
         sock = conn.sock
-        status, answer, _ = exchange(conn, "POST", BATCH_PATH, json.dumps(batch("t", up(1, id=1))).encode(), HEADERS)
+        status, answer, _ = exchange(
+            conn, "POST", BATCH_PATH, json.dumps(batch("t", up(1, id=1))).encode(), HEADERS
+        )
         assert (status, answer) == (201, ACCEPTED)
         assert conn.sock is sock, "the connection was reopened"
         # Auth and Content-Type are checked before the size.
         status, answer, _ = exchange(conn, "POST", BATCH_PATH, big, {"Content-Type": JSON})
         assert (status, answer) == (401, NOT_AUTHORIZED)
-        status, _, _ = exchange(conn, "POST", BATCH_PATH, big, {**HEADERS, "Content-Type": "text/plain"})
+        status, _, _ = exchange(
+            conn, "POST", BATCH_PATH, big, {**HEADERS, "Content-Type": "text/plain"}
+        )
         assert status == 415
         assert conn.sock is sock
     finally:
@@ -232,7 +246,9 @@ def test_oversized_body_413_keeps_the_connection(start_emulator: Callable[..., E
     assert emulator.rows("t") == [{"id": 1}]
 
 
-def test_length_required(shared: Emulator, table: str, connection: http.client.HTTPConnection) -> None:
+def test_length_required(
+    shared: Emulator, table: str, connection: http.client.HTTPConnection
+) -> None:
     connection.putrequest("POST", BATCH_PATH)
     for name, value in HEADERS.items():
         connection.putheader(name, value)
@@ -241,7 +257,9 @@ def test_length_required(shared: Emulator, table: str, connection: http.client.H
     assert response.status == 411
     assert response.getheader("Content-Type") == JSON
     assert "error" in json.loads(response.read())
-    status, answer, _ = exchange(connection, "POST", BATCH_PATH, json.dumps(batch(table, up(1, id=1))).encode(), HEADERS)
+    status, answer, _ = exchange(
+        connection, "POST", BATCH_PATH, json.dumps(batch(table, up(1, id=1))).encode(), HEADERS
+    )
     assert (status, answer) == (201, ACCEPTED)
     chunked = requests.post(
         shared.url + BATCH_PATH,
@@ -253,7 +271,9 @@ def test_length_required(shared: Emulator, table: str, connection: http.client.H
     assert shared.tables()[table] == 1
 
 
-def test_unknown_path_and_wrong_method(shared: Emulator, table: str, connection: http.client.HTTPConnection) -> None:
+def test_unknown_path_and_wrong_method(
+    connection: http.client.HTTPConnection,
+) -> None:
     cases = [
         ("GET", "/v2/import/nope", 404),
         ("POST", "/v1/import/batch", 404),
@@ -275,7 +295,10 @@ def test_unknown_path_and_wrong_method(shared: Emulator, table: str, connection:
 
 def test_validate_stores_nothing(shared: Emulator, table: str) -> None:
     response = post(shared, batch(table, up(1, id=1)), path=VALIDATE_PATH)
-    assert (response.status_code, response.json()) == (200, {"status": "OK", "message": "Batch is valid!"})
+    assert (response.status_code, response.json()) == (
+        200,
+        {"status": "OK", "message": "Batch is valid!"},
+    )
     assert table not in shared.tables()
     assert table not in shared.stats()["tables"]
 
@@ -284,7 +307,12 @@ def test_higher_sequence_wins_whatever_the_arrival_order(shared: Emulator, table
     assert accepted(post(shared, batch(table, up(10, id=1, name="new"), up(1, id=2, name="b"))))
     assert accepted(post(shared, batch(table, up(5, id=1, name="old"))))
     assert shared.rows(table) == [{"id": 1, "name": "new"}, {"id": 2, "name": "b"}]
-    assert accepted(post(shared, batch(table, up(3, id=3, name="a"), up(2, id=3, name="b"), up(4, id=3, name="c"))))
+    assert accepted(
+        post(
+            shared,
+            batch(table, up(3, id=3, name="a"), up(2, id=3, name="b"), up(4, id=3, name="c")),
+        )
+    )
     assert accepted(post(shared, batch(table, up(11, id=1, name="newer"))))
     rows = {row["id"]: row for row in shared.rows(table, system=True)}
     assert rows[1]["name"] == "newer"
@@ -294,19 +322,28 @@ def test_higher_sequence_wins_whatever_the_arrival_order(shared: Emulator, table
     assert rows[1]["_sdc_received_at"].endswith("Z")
     assert rows[3]["name"] == "c"
     stats = shared.stats()["tables"][table]
-    assert (stats["stale_ignored"], stats["ties"], stats["batches"], stats["messages"]) == (2, 0, 4, 7)
+    assert (stats["stale_ignored"], stats["ties"], stats["batches"], stats["messages"]) == (
+        2,
+        0,
+        4,
+        7,
+    )
 
 
 def test_equal_sequence_is_a_tie_and_the_later_row_stays(shared: Emulator, table: str) -> None:
     assert accepted(post(shared, batch(table, up(7, id=1, name="first"))))
-    assert accepted(post(shared, batch(table, up(7, id=1, name="second"), up(7, id=1, name="third"))))
+    assert accepted(
+        post(shared, batch(table, up(7, id=1, name="second"), up(7, id=1, name="third")))
+    )
     assert shared.rows(table) == [{"id": 1, "name": "third"}]
     assert shared.stats()["tables"][table]["ties"] == 2
 
 
 def test_composite_and_string_keys(shared: Emulator, table: str) -> None:
     schema = {"properties": {"a": {"type": "string"}, "b": {"type": "integer"}, "v": {}}}
-    first = batch(table, up(1, a="x", b=1, v=1), up(1, a="x", b=2, v=2), keys=["a", "b"], schema=schema)
+    first = batch(
+        table, up(1, a="x", b=1, v=1), up(1, a="x", b=2, v=2), keys=["a", "b"], schema=schema
+    )
     assert accepted(post(shared, first))
     again = batch(table, up(2, a="x", b=1, v=3), keys=["a", "b"], schema=schema)
     assert accepted(post(shared, again))
@@ -320,21 +357,35 @@ def test_key_names_must_match_the_table(shared: Emulator, table: str) -> None:
         response = post(shared, batch(table, up(2, id=2, name="x"), keys=["name"]), path=path)
         assert (response.status_code, response.json()) == (400, {"error": expected})
     response = post(shared, batch(table, up(2, id=2), keys=None))
-    assert response.json() == {"error": f'key_names [] do not match the primary key ["id"] of table {table}'}
+    assert response.json() == {
+        "error": f'key_names [] do not match the primary key ["id"] of table {table}'
+    }
     assert shared.rows(table) == [{"id": 1}]
 
 
 def test_append_without_keys(shared: Emulator, table: str) -> None:
+    keys: list[str] | None
     for keys in ([], None, []):
-        assert accepted(post(shared, batch(table, up(1, id=1, name="same"), up(1, id=1, name="same"), keys=keys)))
+        assert accepted(
+            post(
+                shared, batch(table, up(1, id=1, name="same"), up(1, id=1, name="same"), keys=keys)
+            )
+        )
     assert shared.rows(table) == [{"id": 1, "name": "same"}] * 6
     assert "_sdc_primary_key" not in shared.rows(table, system=True)[0]
 
 
 @pytest.mark.parametrize("keys", [["id"], []], ids=["keyed", "append"])
-def test_activate_version_drops_older_versions(shared: Emulator, table: str, keys: list[str]) -> None:
+def test_activate_version_drops_older_versions(
+    shared: Emulator, table: str, keys: list[str]
+) -> None:
     assert accepted(post(shared, batch(table, up(1, id=0, name="unversioned"), keys=keys)))
-    assert accepted(post(shared, batch(table, up(1, id=1, name="v1"), up(2, id=2, name="v1"), keys=keys, version=1)))
+    assert accepted(
+        post(
+            shared,
+            batch(table, up(1, id=1, name="v1"), up(2, id=2, name="v1"), keys=keys, version=1),
+        )
+    )
     assert accepted(post(shared, batch(table, up(3, id=1, name="v2"), keys=keys, version=2)))
     assert accepted(post(shared, batch(table, activate(4), keys=keys, version=2)))
     assert shared.rows(table) == [{"id": 1, "name": "v2"}]
@@ -346,12 +397,20 @@ def test_activate_version_drops_older_versions(shared: Emulator, table: str, key
     assert shared.rows(table) == [{"id": 1, "name": "v2"}, {"id": 3, "name": "v2"}]
     assert shared.stats()["tables"][table]["stale_ignored"] == 3
     with sqlite3.connect(shared.database) as conn:
-        assert conn.execute("SELECT active_version FROM _emulator_tables WHERE name = ?", (table,)).fetchall() == [(2,)]
+        assert conn.execute(
+            "SELECT active_version FROM _emulator_tables WHERE name = ?", (table,)
+        ).fetchall() == [(2,)]
     assert {row["_sdc_table_version"] for row in shared.rows(table, system=True)} == {2}
 
 
 def test_nested_values_are_kept_as_json(shared: Emulator, table: str) -> None:
-    record = {"id": 1, "obj": {"a": [1, {"b": None}], "c": "ü"}, "arr": [1, "x", True], "flag": True, "none": None}
+    record = {
+        "id": 1,
+        "obj": {"a": [1, {"b": None}], "c": "ü"},
+        "arr": [1, "x", True],
+        "flag": True,
+        "none": None,
+    }
     schema = {"properties": {"id": {}, "obj": {"type": "object"}, "arr": {"type": "array"}}}
     assert accepted(post(shared, batch(table, up(1, **record), schema=schema)))
     assert shared.rows(table) == [record]
@@ -376,7 +435,8 @@ def test_exact_numbers_round_trip(shared: Emulator, table: str) -> None:
         b'"tenth": {"multipleOf": 0.1}, "tiny": {"multipleOf": 1E-38}}}, "messages": ['
         b'{"action": "upsert", "sequence": 1, "data": {"id": 9223372036854775807, '
         b'"price": -2341.62, "tenth": 0.3, "tiny": 12345678901234567890.123456789, '
-        b'"small": 1E-9, "big": 1180591620717411303424, "trailing": 2.50, "neg": -9223372036854775808}}]}'
+        b'"small": 1E-9, "big": 1180591620717411303424, "trailing": 2.50, '
+        b'"neg": -9223372036854775808}}]}'
     )
     raw = raw.replace(b"TABLE", table.encode())
     assert accepted(post(shared, raw))
@@ -408,7 +468,9 @@ def test_unicode_names_and_values(shared: Emulator, table: str) -> None:
     schema = {"properties": {"id": {}, "naïve 名前": {"type": "string"}}}
     names = [f"{table} Kunden ü 客户", f'{table} we"ird', f"{table}.b c"]
     for name in names:
-        document = batch(name, up(1, **{"id": "ключ", "naïve 名前": "Zoë 🎉\n\t\"'"}), schema=schema)
+        document = batch(
+            name, up(1, **{"id": "ключ", "naïve 名前": "Zoë 🎉\n\t\"'"}), schema=schema
+        )
         assert accepted(post(shared, document))
         assert shared.rows(name) == [{"id": "ключ", "naïve 名前": "Zoë 🎉\n\t\"'"}]
     assert set(names) <= set(shared.tables())
@@ -446,14 +508,24 @@ def test_message_count_limits(shared: Emulator, table: str) -> None:
     assert accepted(post(shared, batch(table, many[0])))
     assert accepted(post(shared, batch(table, *many[:20_000])))
     assert post(shared, batch(table, *many)).status_code == 400
-    assert post(shared, batch(table, )).status_code == 400
+    assert (
+        post(
+            shared,
+            batch(
+                table,
+            ),
+        ).status_code
+        == 400
+    )
     assert shared.tables()[table] == 20_000
 
 
 def test_sequence_limits(shared: Emulator, table: str) -> None:
     assert accepted(post(shared, batch(table, up(2**63 - 1, id=1))))
     response = post(shared, batch(table, up(2**63, id=2)))
-    assert response.json() == {"error": "Request failed validation:#: sequence can not be above 9223372036854775807"}
+    assert response.json() == {
+        "error": "Request failed validation:#: sequence can not be above 9223372036854775807"
+    }
     assert shared.rows(table, system=True)[0]["_sdc_sequence"] == 2**63 - 1
 
 
@@ -473,10 +545,14 @@ def test_http_faults(start_emulator: Callable[..., Emulator], kind: str) -> None
     assert emulator.rows("t") == [{"id": 2}]
 
 
-def test_fault_limit_fails_exactly_the_first_requests(start_emulator: Callable[..., Emulator]) -> None:
+def test_fault_limit_fails_exactly_the_first_requests(
+    start_emulator: Callable[..., Emulator],
+) -> None:
     emulator = start_emulator("--fault", "503:1", "--fault-limit", "2")
     with requests.Session() as session:
-        statuses = [post(emulator, batch("t", up(i, id=i)), session=session).status_code for i in range(4)]
+        statuses = [
+            post(emulator, batch("t", up(i, id=i)), session=session).status_code for i in range(4)
+        ]
     assert statuses == [503, 503, 201, 201]
     assert emulator.rows("t") == [{"id": 2}, {"id": 3}]
 
@@ -538,9 +614,16 @@ def test_eight_concurrent_batches_of_4_mb(shared: Emulator, table: str) -> None:
 
 
 def _garbage(table: str) -> list[bytes]:
-    rng = random.Random(20240501)
+    rng = random.Random(20240501)  # noqa: S311 - reproducible garbage
     bodies = [bytes(rng.getrandbits(8) for _ in range(size)) for size in (1, 10, 1000, 100_000)]
-    bodies += [b"[" * 200_000, b'{"a":' * 50_000, b"\x00" * 100, b"\xef\xbb\xbf{}", b"null", b"1e999999"]
+    bodies += [
+        b"[" * 200_000,
+        b'{"a":' * 50_000,
+        b"\x00" * 100,
+        b"\xef\xbb\xbf{}",
+        b"null",
+        b"1e999999",
+    ]
     base = batch(table, up(1, id=1))
     message = up(1, id=1)
     wrong: dict[str, list[object]] = {
@@ -559,9 +642,22 @@ def _garbage(table: str) -> list[bytes]:
         "data": [None, True, 1.5, "x", [], {"id": "1"}, {"id": None}, {}],
     }
     for field, values in wrong_in_message.items():
-        bodies += [json.dumps({**base, "messages": [{**message, field: value}]}).encode() for value in values]
-    schemas = [{"type": 5}, {"type": "x"}, {"minimum": "x"}, {"$ref": "#/nowhere"}, {"items": 5}, {"enum": []}]
-    bodies += [json.dumps({**base, "schema": {"properties": {"id": schema}}}).encode() for schema in schemas]
+        bodies += [
+            json.dumps({**base, "messages": [{**message, field: value}]}).encode()
+            for value in values
+        ]
+    schemas = [
+        {"type": 5},
+        {"type": "x"},
+        {"minimum": "x"},
+        {"$ref": "#/nowhere"},
+        {"items": 5},
+        {"enum": []},
+    ]
+    bodies += [
+        json.dumps({**base, "schema": {"properties": {"id": schema}}}).encode()
+        for schema in schemas
+    ]
     return bodies
 
 

@@ -88,7 +88,10 @@ def raw_exchange(url: str, request: bytes) -> bytes:
 def test_an_internal_error_answers_500_and_the_server_keeps_serving(running: Running) -> None:
     with requests.Session() as session:
         failed = session.post(running.url + BATCH_PATH, data=BODY, headers=HEADERS, timeout=10)
-        assert (failed.status_code, failed.json()) == (500, {"error": "emulator internal error: RuntimeError"})
+        assert (failed.status_code, failed.json()) == (
+            500,
+            {"error": "emulator internal error: RuntimeError"},
+        )
         assert failed.headers["Content-Type"] == "application/json"
         assert session.get(running.url + STATUS_PATH, timeout=10).status_code == 200
         stored = session.post(running.url + BATCH_PATH, data=BODY, headers=HEADERS, timeout=10)
@@ -108,13 +111,17 @@ def test_an_internal_error_answers_500_and_the_server_keeps_serving(running: Run
         (b"GET /v2/import/status HTTP/9.9\r\n\r\n", None),
         (b"BREW /v2/import/status HTTP/1.1\r\nHost: x\r\n\r\n", b"501"),
         (
-            b"POST /v2/import/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\n"
-            b"Content-Type: application/json\r\nContent-Length: lots\r\n\r\n{}",
+            (
+                b"POST /v2/import/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\n"
+                b"Content-Type: application/json\r\nContent-Length: lots\r\n\r\n{}"
+            ),
             b"400",
         ),
     ],
 )
-def test_unparsable_requests_get_json_errors(running: Running, request_bytes: bytes, status: bytes | None) -> None:
+def test_unparsable_requests_get_json_errors(
+    running: Running, request_bytes: bytes, status: bytes | None
+) -> None:
     answer = raw_exchange(running.url, request_bytes)
     if status is None:
         assert "error" in json.loads(answer)
@@ -138,6 +145,9 @@ def test_a_stopping_server_refuses_new_requests(running: Running) -> None:
         assert session.get(running.url + STATUS_PATH, timeout=10).status_code == 200
         assert running.server.drain(5)
         refused = session.post(running.url + BATCH_PATH, data=BODY, headers=HEADERS, timeout=10)
-    assert (refused.status_code, refused.json()) == (503, {"error": "the emulator is shutting down"})
+    assert (refused.status_code, refused.json()) == (
+        503,
+        {"error": "the emulator is shutting down"},
+    )
     assert refused.headers["Connection"] == "close"
     assert running.server.storage.tables() == {}

@@ -57,7 +57,9 @@ def run(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[st
 def loaded(shared_emulator: Emulator) -> Emulator:
     """An emulator whose database holds ``customers`` (2 rows) and ``events`` (1 row)."""
     for body in (CUSTOMERS, EVENTS):
-        response = requests.post(shared_emulator.url + BATCH_PATH, data=body, headers=HEADERS, timeout=30)
+        response = requests.post(
+            shared_emulator.url + BATCH_PATH, data=body, headers=HEADERS, timeout=30
+        )
         assert response.status_code == 201, response.text
     return shared_emulator
 
@@ -72,10 +74,26 @@ def test_show_tables(loaded: Emulator) -> None:
 def test_show_stats(loaded: Emulator) -> None:
     lines = run("show", "--database", loaded.database, "--stats").stdout.splitlines()
     assert lines[0] == "schema: import_api"
-    assert lines[1].split() == ["table", "rows", "batches", "messages", "bytes", "stale_ignored", "ties"]
+    assert lines[1].split() == [
+        "table",
+        "rows",
+        "batches",
+        "messages",
+        "bytes",
+        "stale_ignored",
+        "ties",
+    ]
     assert lines[2].split() == ["customers", "2", "1", "3", str(len(CUSTOMERS)), "1", "0"]
     assert lines[3].split() == ["events", "1", "1", "1", str(len(EVENTS)), "0", "0"]
-    assert lines[4].split() == ["(total)", "3", "2", "4", str(len(CUSTOMERS) + len(EVENTS)), "1", "0"]
+    assert lines[4].split() == [
+        "(total)",
+        "3",
+        "2",
+        "4",
+        str(len(CUSTOMERS) + len(EVENTS)),
+        "1",
+        "0",
+    ]
     document = json.loads(run("show", "--database", loaded.database, "--stats", "--json").stdout)
     assert document["stats"] == loaded.stats()
     assert document["stats"]["stale_ignored"] == 1
@@ -89,7 +107,12 @@ def test_show_rows_as_text(loaded: Emulator) -> None:
         "2   Bo    -0.10                           null",
     ]
     system = run("show", "customers", "--database", loaded.database, "--system").stdout
-    assert system.splitlines()[0].split()[:4] == ["_sdc_sequence", "_sdc_table_version", "_sdc_received_at", "_sdc_primary_key"]
+    assert system.splitlines()[0].split()[:4] == [
+        "_sdc_sequence",
+        "_sdc_table_version",
+        "_sdc_received_at",
+        "_sdc_primary_key",
+    ]
 
 
 def test_show_rows_as_json_keeps_exact_numbers(loaded: Emulator) -> None:
@@ -98,12 +121,23 @@ def test_show_rows_as_json_keeps_exact_numbers(loaded: Emulator) -> None:
     assert "1E-9" in text
     assert "-0.10" in text
     assert json.loads(text, parse_float=Decimal) == loaded.rows("customers")
-    assert json.loads(text, parse_float=Decimal)[0]["balance"] == Decimal("12345678901234567890.123456789")
-    document = json.loads(run("show", "events", "--database", loaded.database, "--json", "--stats").stdout)
+    assert json.loads(text, parse_float=Decimal)[0]["balance"] == Decimal(
+        "12345678901234567890.123456789"
+    )
+    document = json.loads(
+        run("show", "events", "--database", loaded.database, "--json", "--stats").stdout
+    )
     assert document == {
         "table": "events",
         "rows": [{"kind": "click"}],
-        "stats": {"rows": 1, "batches": 1, "messages": 1, "bytes": len(EVENTS), "stale_ignored": 0, "ties": 0},
+        "stats": {
+            "rows": 1,
+            "batches": 1,
+            "messages": 1,
+            "bytes": len(EVENTS),
+            "stale_ignored": 0,
+            "ties": 0,
+        },
     }
     stats_text = run("show", "events", "--database", loaded.database, "--stats").stdout.splitlines()
     assert stats_text[0] == "kind"
@@ -128,7 +162,9 @@ def test_schema_name(start_emulator: Callable[..., Emulator]) -> None:
     emulator = start_emulator("--schema", "my_source")
     emulator.stop()
     assert run("show", "--database", emulator.database).stdout.startswith("schema: my_source\n")
-    clash = run("serve", "--port", "0", "--database", emulator.database, "--schema", "other", check=False)
+    clash = run(
+        "serve", "--port", "0", "--database", emulator.database, "--schema", "other", check=False
+    )
     assert clash.returncode == 1
     assert "holds the schema 'my_source', not 'other'" in clash.stderr
     emulator.args = []
@@ -148,7 +184,9 @@ def test_schema_name(start_emulator: Callable[..., Emulator]) -> None:
     ],
 )
 def test_serve_refuses_bad_options(tmp_path: Path, options: list[str], message: str) -> None:
-    result = run("serve", "--port", "0", "--database", tmp_path / "db.sqlite", *options, check=False)
+    result = run(
+        "serve", "--port", "0", "--database", tmp_path / "db.sqlite", *options, check=False
+    )
     assert result.returncode == 2
     assert message in result.stderr
     assert result.stdout == ""
@@ -189,7 +227,11 @@ def test_sigint_stops_cleanly(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        assert t.cast("t.IO[str]", process.stdout).readline().startswith("listening on http://127.0.0.1:")
+        assert (
+            t.cast("t.IO[str]", process.stdout)
+            .readline()
+            .startswith("listening on http://127.0.0.1:")
+        )
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=20) == 0
         assert "any non-empty bearer token" in t.cast("t.IO[str]", process.stderr).read()

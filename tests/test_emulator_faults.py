@@ -17,7 +17,7 @@ from target_stitch_import.emulator.faults import (
 
 def plan(*shares: tuple[FaultKind, float], seed: int = 1, **options: object) -> FaultPlan:
     """A plan with a seeded random source."""
-    return FaultPlan(FaultSettings(shares=shares, **options), random.Random(seed))  # type: ignore[arg-type]
+    return FaultPlan(FaultSettings(shares=shares, **options), random.Random(seed))  # type: ignore[arg-type]  # noqa: S311
 
 
 def test_no_faults_by_default() -> None:
@@ -29,7 +29,12 @@ def test_no_faults_by_default() -> None:
 
 def test_share_one_with_limit_fails_exactly_the_first_requests() -> None:
     limited = plan((FaultKind.HTTP_503, 1.0), limit=2)
-    assert [limited.draw() for _ in range(4)] == [FaultKind.HTTP_503, FaultKind.HTTP_503, None, None]
+    assert [limited.draw() for _ in range(4)] == [
+        FaultKind.HTTP_503,
+        FaultKind.HTTP_503,
+        None,
+        None,
+    ]
     assert limited.injected == 2
 
 
@@ -82,7 +87,11 @@ def test_fault_kind_status() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("503:1", (FaultKind.HTTP_503, 1.0)), ("drop:0.5", (FaultKind.DROP, 0.5)), ("STALL:0", (FaultKind.STALL, 0.0))],
+    [
+        ("503:1", (FaultKind.HTTP_503, 1.0)),
+        ("drop:0.5", (FaultKind.DROP, 0.5)),
+        ("STALL:0", (FaultKind.STALL, 0.0)),
+    ],
 )
 def test_parse_fault(text: str, expected: tuple[FaultKind, float]) -> None:
     assert parse_fault(text) == expected

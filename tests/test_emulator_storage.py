@@ -40,7 +40,9 @@ def parsed(document: dict[str, t.Any]) -> Batch:
     return batch
 
 
-def upserts(table: str, *records: tuple[int, dict[str, t.Any]], version: int | None = None, **extra: t.Any) -> Batch:
+def upserts(
+    table: str, *records: tuple[int, dict[str, t.Any]], version: int | None = None, **extra: t.Any
+) -> Batch:
     """A batch of ``(sequence, data)`` upserts keyed on ``id``."""
     document: dict[str, t.Any] = {
         "table_name": table,
@@ -135,7 +137,11 @@ def test_conflicts_roll_back_the_whole_batch(storage: Storage) -> None:
     with pytest.raises(BatchRejectedError, match="only by case"):
         storage.check(upserts("t", (2, {"id": 2, "other": 1}), (2, {"id": 3, "NAME": "b"})))
     with pytest.raises(BatchRejectedError, match="only by case"):
-        storage.apply(upserts("t", (2, {"id": 2, "other": 1}), (2, {"id": 3, "NAME": "b"})), received_at=NOW, body_bytes=1)
+        storage.apply(
+            upserts("t", (2, {"id": 2, "other": 1}), (2, {"id": 3, "NAME": "b"})),
+            received_at=NOW,
+            body_bytes=1,
+        )
     with pytest.raises(BatchRejectedError, match="only by case"):
         storage.apply(upserts("T", (2, {"id": 2})), received_at=NOW, body_bytes=1)
     with pytest.raises(BatchRejectedError, match="only by case"):
@@ -149,7 +155,9 @@ def test_more_columns_than_sqlite_allows_is_a_rejection(storage: Storage) -> Non
     wide = {"id": 1, **{f"c{i}": i for i in range(1_990)}}
     storage.apply(upserts("wide", (1, wide)), received_at=NOW, body_bytes=1)
     wider = upserts("wide", (2, {"id": 2, **{f"d{i}": i for i in range(10)}}))
-    with pytest.raises(BatchRejectedError, match="would have 2005 columns, more than SQLite's 2000"):
+    with pytest.raises(
+        BatchRejectedError, match="would have 2005 columns, more than SQLite's 2000"
+    ):
         storage.check(wider)
     with pytest.raises(BatchRejectedError, match="would have 2005 columns"):
         storage.apply(wider, received_at=NOW, body_bytes=1)
@@ -159,7 +167,14 @@ def test_more_columns_than_sqlite_allows_is_a_rejection(storage: Storage) -> Non
 def test_check_stores_nothing(storage: Storage) -> None:
     storage.check(upserts("t", (1, {"id": 1})))
     assert storage.tables() == {}
-    assert storage.stats() == {"batches": 0, "messages": 0, "bytes": 0, "stale_ignored": 0, "ties": 0, "tables": {}}
+    assert storage.stats() == {
+        "batches": 0,
+        "messages": 0,
+        "bytes": 0,
+        "stale_ignored": 0,
+        "ties": 0,
+        "tables": {},
+    }
 
 
 def test_open_errors(tmp_path: Path) -> None:

@@ -84,7 +84,11 @@ REJECTED: list[tuple[str, object, str]] = [
         ),
     ),
     ("schema-array", body(schema=[]), _v("#/schema: expected type: JSONObject, found: JSONArray")),
-    ("messages-object", body(messages={}), _v("#/messages: expected type: JSONArray, found: JSONObject")),
+    (
+        "messages-object",
+        body(messages={}),
+        _v("#/messages: expected type: JSONArray, found: JSONObject"),
+    ),
     ("messages-0", body(messages=[]), _v("#/messages: expected minimum item count: 1, found: 0")),
     (
         "messages-20001",
@@ -133,13 +137,15 @@ REJECTED: list[tuple[str, object, str]] = [
     ),
     (
         "sequence-bool",
-        body(upsert(True, {"id": 3})),
+        body(upsert(True, {"id": 3})),  # noqa: FBT003
         _v("#/messages/0/sequence: expected type: Integer, found: Boolean"),
     ),
     (
         "sequence-float",
-        b'{"table_name": "t", "schema": {"properties": {}}, "messages": '
-        b'[{"action": "upsert", "sequence": 1.0, "data": {}}]}',
+        (
+            b'{"table_name": "t", "schema": {"properties": {}}, "messages": '
+            b'[{"action": "upsert", "sequence": 1.0, "data": {}}]}'
+        ),
         _v("#/messages/0/sequence: expected type: Integer, found: Number"),
     ),
     (
@@ -167,7 +173,11 @@ REJECTED: list[tuple[str, object, str]] = [
         body({"action": "activate_version", "sequence": 1}),
         _v("#: required key [table_version] not found"),
     ),
-    ("keys-string", body(key_names="id"), _v("#/key_names: expected type: JSONArray, found: String")),
+    (
+        "keys-string",
+        body(key_names="id"),
+        _v("#/key_names: expected type: JSONArray, found: String"),
+    ),
     ("keys-int", body(key_names=[1]), _v("#/key_names/0: expected type: String, found: Integer")),
     (
         "keys-not-in-schema",
@@ -179,7 +189,11 @@ REJECTED: list[tuple[str, object, str]] = [
         body(table_version="1"),
         _v("#/table_version: expected type: Integer, found: String"),
     ),
-    ("version-negative", body(table_version=-1), _v("#/table_version: -1 is not greater or equal to 0")),
+    (
+        "version-negative",
+        body(table_version=-1),
+        _v("#/table_version: -1 is not greater or equal to 0"),
+    ),
     (
         "version-2**63",
         body(table_version=MAX_SEQUENCE + 1),
@@ -232,7 +246,11 @@ REJECTED: list[tuple[str, object, str]] = [
         body(upsert(1, {"id": 1, "list": list(range(10_000))})),
         "Record 0 has 10001 data points, more than the maximum of 10000",
     ),
-    ("missing-key", body(*records(2), upsert(2, {"name": "x"})), "Record is missing key property id"),
+    (
+        "missing-key",
+        body(*records(2), upsert(2, {"name": "x"})),
+        "Record is missing key property id",
+    ),
     ("null-key", body(upsert(2, {"id": None})), "Record is missing key property id"),
     (
         "nested-key",
@@ -251,8 +269,10 @@ REJECTED: list[tuple[str, object, str]] = [
     ),
     (
         "type-decimal-integer",
-        b'{"table_name": "t", "schema": {"properties": {"id": {"type": "integer"}}}, '
-        b'"messages": [{"action": "upsert", "sequence": 1, "data": {"id": 1.5}}]}',
+        (
+            b'{"table_name": "t", "schema": {"properties": {"id": {"type": "integer"}}}, '
+            b'"messages": [{"action": "upsert", "sequence": 1, "data": {"id": 1.5}}]}'
+        ),
         "Record 0 did not conform to schema: #/id: expected: Integer, found: Number",
     ),
     (
@@ -272,15 +292,19 @@ REJECTED: list[tuple[str, object, str]] = [
     ),
     (
         "minimum",
-        b'{"table_name": "t", "schema": {"properties": {"n": {"minimum": 1}}}, "messages": '
-        b'[{"action": "upsert", "sequence": 1, "data": {"n": 2}}, '
-        b'{"action": "upsert", "sequence": 2, "data": {"n": 0.5}}]}',
+        (
+            b'{"table_name": "t", "schema": {"properties": {"n": {"minimum": 1}}}, "messages": '
+            b'[{"action": "upsert", "sequence": 1, "data": {"n": 2}}, '
+            b'{"action": "upsert", "sequence": 2, "data": {"n": 0.5}}]}'
+        ),
         "Record 1 did not conform to schema: #/n: 0.5 is less than the minimum of 1",
     ),
     (
         "multiple-of",
-        b'{"table_name": "t", "schema": {"properties": {"p": {"multipleOf": 0.01}}}, '
-        b'"messages": [{"action": "upsert", "sequence": 1, "data": {"p": 0.015}}]}',
+        (
+            b'{"table_name": "t", "schema": {"properties": {"p": {"multipleOf": 0.01}}}, '
+            b'"messages": [{"action": "upsert", "sequence": 1, "data": {"p": 0.015}}]}'
+        ),
         "Record 0 did not conform to schema: #/p: 0.015 is not a multiple of 0.01",
     ),
     (
@@ -325,10 +349,12 @@ ACCEPTED: list[tuple[str, object]] = [
     ("all-fields", body(table_version=0, bookmark_names=["id"])),
     (
         "multiple-of-exact",
-        b'{"table_name": "t", "schema": {"properties": {'
-        b'"p": {"type": "number", "multipleOf": 0.01}, "q": {"multipleOf": 0.1}, '
-        b'"r": {"multipleOf": 1E-38}}}, "messages": [{"action": "upsert", "sequence": 1, '
-        b'"data": {"p": -2341.62, "q": 0.3, "r": 12345678901234567890.123456789}}]}',
+        (
+            b'{"table_name": "t", "schema": {"properties": {'
+            b'"p": {"type": "number", "multipleOf": 0.01}, "q": {"multipleOf": 0.1}, '
+            b'"r": {"multipleOf": 1E-38}}}, "messages": [{"action": "upsert", "sequence": 1, '
+            b'"data": {"p": -2341.62, "q": 0.3, "r": 12345678901234567890.123456789}}]}'
+        ),
     ),
     (
         "formats-not-checked",
@@ -352,7 +378,9 @@ def validator() -> BatchValidator:
     return BatchValidator()
 
 
-@pytest.mark.parametrize(("document", "text"), [c[1:] for c in REJECTED], ids=[c[0] for c in REJECTED])
+@pytest.mark.parametrize(
+    ("document", "text"), [c[1:] for c in REJECTED], ids=[c[0] for c in REJECTED]
+)
 def test_validator_rejects(validator: BatchValidator, document: object, text: str) -> None:
     assert validator.validate(encode(document), JSON) == Rejection(400, {"error": text})
 
@@ -386,9 +414,15 @@ def test_http_accepts(shared_emulator: Emulator, name: str, document: object) ->
     data = encode(document).replace(b'"table_name": "t"', f'"table_name": "{name}"'.encode())
     url = shared_emulator.url
     validate = requests.post(url + VALIDATE_PATH, data=data, headers=headers, timeout=30)
-    assert (validate.status_code, validate.json()) == (200, {"status": "OK", "message": "Batch is valid!"})
+    assert (validate.status_code, validate.json()) == (
+        200,
+        {"status": "OK", "message": "Batch is valid!"},
+    )
     batch = requests.post(url + BATCH_PATH, data=data, headers=headers, timeout=30)
-    assert (batch.status_code, batch.json()) == (201, {"status": "OK", "message": "Batch Accepted!"})
+    assert (batch.status_code, batch.json()) == (
+        201,
+        {"status": "OK", "message": "Batch Accepted!"},
+    )
 
 
 def test_parsed_batch_keeps_exact_numbers(validator: BatchValidator) -> None:
@@ -401,27 +435,40 @@ def test_parsed_batch_keeps_exact_numbers(validator: BatchValidator) -> None:
     assert batch == Batch(
         table_name="t",
         schema={"properties": {"p": {}}},
-        messages=(Message("upsert", MAX_SEQUENCE, {"p": decimal.Decimal("12345678901234567890.123456789")}),),
+        messages=(
+            Message(
+                "upsert", MAX_SEQUENCE, {"p": decimal.Decimal("12345678901234567890.123456789")}
+            ),
+        ),
         key_names=(),
         table_version=7,
         bookmark_names=("p",),
     )
-    assert str(t.cast("Batch", batch).messages[0].data["p"]) == "12345678901234567890.123456789"  # type: ignore[index]
+    assert isinstance(batch, Batch)
+    assert (
+        str(t.cast("dict[str, t.Any]", batch.messages[0].data)["p"])
+        == "12345678901234567890.123456789"
+    )
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/jsonx", "multipart/form-data"])
-def test_validator_refuses_other_content_types(validator: BatchValidator, content_type: str | None) -> None:
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/jsonx", "multipart/form-data"]
+)
+def test_validator_refuses_other_content_types(
+    validator: BatchValidator, content_type: str | None
+) -> None:
     expected = Rejection(415, {"error": "Content-Type must be application/json"})
     assert validator.validate(encode(body()), content_type) == expected
 
 
 def test_schema_validators_are_cached() -> None:
     validator = BatchValidator(cache_size=2)
-    reordered = {"properties": dict(reversed(SCHEMA["properties"].items())), "type": "object"}  # type: ignore[attr-defined]
+    properties = t.cast("dict[str, object]", SCHEMA["properties"])
+    reordered = {"properties": dict(reversed(properties.items())), "type": "object"}
     for schema in (SCHEMA, reordered, SCHEMA):
         assert isinstance(validator.validate(encode(body(schema=schema)), JSON), Batch)
     assert validator.cached_schemas == 1
     for number in range(3):
-        schema = {"properties": {"id": {}, f"p{number}": {}}}
-        assert isinstance(validator.validate(encode(body(schema=schema)), JSON), Batch)
+        other: dict[str, object] = {"properties": {"id": {}, f"p{number}": {}}}
+        assert isinstance(validator.validate(encode(body(schema=other)), JSON), Batch)
     assert validator.cached_schemas == 2

@@ -84,6 +84,7 @@ class EmulatorServer(ThreadingHTTPServer):
     def __init__(  # noqa: PLR0913 - the server's collaborators
         self,
         address: tuple[str, int],
+        *,
         storage: Storage,
         settings: ServerSettings,
         plan: FaultPlan,
@@ -145,7 +146,7 @@ class EmulatorServer(ThreadingHTTPServer):
             return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
 
-def create_server(
+def create_server(  # noqa: PLR0913 - what the server needs, rng and log for tests
     host: str,
     port: int,
     storage: Storage,
@@ -167,11 +168,11 @@ def create_server(
     plan = FaultPlan(settings.faults, rng or random.Random(settings.faults.seed))  # noqa: S311
     return EmulatorServer(
         (host, port),
-        storage,
-        settings,
-        plan,
-        BatchValidator(),
-        log or sys.stderr,
+        storage=storage,
+        settings=settings,
+        plan=plan,
+        validator=BatchValidator(),
+        log=log or sys.stderr,
     )
 
 
@@ -193,15 +194,15 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = f"stitch-import-emulator/{__version__}"
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         """Answer a GET."""
         self._dispatch()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         """Answer a POST."""
         self._dispatch()
 
-    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_GET
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_GET  # noqa: N815 - http.server's names
 
     # Plumbing
 
@@ -261,7 +262,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Log nothing here: :meth:`_dispatch` writes one line per request."""
 
-    def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002 - http.server's name
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's name
         """Write ``http.server``'s own messages to the server log."""
         self.server.log(format % args)
 

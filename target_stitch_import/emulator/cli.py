@@ -1,4 +1,4 @@
-"""``stitch-import-emulator``: run the Import API emulator (``serve``) or look at its data (``show``).
+"""``stitch-import-emulator``: run the Import API emulator (``serve``), or ``show`` its data.
 
 ``serve`` prints exactly ``listening on http://HOST:PORT`` as its first standard output line
 (the real port when ``--port 0`` asked for a free one), then logs one line per request on
@@ -25,6 +25,7 @@ from target_stitch_import.emulator.storage import Storage, StorageError
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+_T = t.TypeVar("_T")
 PROG = "stitch-import-emulator"
 DEFAULT_DATABASE = "stitch-emulator.sqlite"
 #: How long a stopping server waits for requests in flight.
@@ -34,10 +35,10 @@ POLL_SECONDS = 0.05
 _STAT_FIELDS = ("rows", "batches", "messages", "bytes", "stale_ignored", "ties")
 
 
-def _argument_type(parse: Callable[[str], t.Any]) -> Callable[[str], t.Any]:
+def _argument_type(parse: Callable[[str], _T]) -> Callable[[str], _T]:
     """Wrap a parser so argparse shows its ValueError text."""
 
-    def convert(text: str) -> t.Any:
+    def convert(text: str) -> _T:
         try:
             return parse(text)
         except ValueError as exc:
@@ -132,8 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(args, faults)
         return show(args)
     except (StorageError, OSError) as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 1
+        return _failed(exc)
 
 
 def serve(args: argparse.Namespace, faults: FaultSettings) -> int:
@@ -156,7 +156,8 @@ def serve(args: argparse.Namespace, faults: FaultSettings) -> int:
             daemon=True,
         )
         worker.start()
-        print(f"listening on {server.url}", flush=True)
+        _out(f"listening on {server.url}")
+        sys.stdout.flush()
         if not settings.tokens:
             server.log("no --token given: any non-empty bearer token is accepted")
         server.log(f"database {args.database}, schema {storage.schema_name}")
@@ -180,7 +181,7 @@ def show(args: argparse.Namespace) -> int:
                     document["stats"] = stats
                 _print_json(document)
                 return 0
-            print(f"schema: {storage.schema_name}")
+            _out(f"schema: {storage.schema_name}")
             if stats is None:
                 _print_table(["table", "rows"], [[name, count] for name, count in tables.items()])
             else:
@@ -189,8 +190,7 @@ def show(args: argparse.Namespace) -> int:
         try:
             rows = storage.rows(args.table, system=args.system)
         except StorageError as exc:
-            print(f"{PROG}: {exc}", file=sys.stderr)
-            return 1
+            return _failed(exc)
         table_stats = stats["tables"][args.table] if stats is not None else None
         if args.json:
             if table_stats is None:
@@ -201,26 +201,40 @@ def show(args: argparse.Namespace) -> int:
         columns = list(dict.fromkeys(name for row in rows for name in row))
         _print_table(columns, [[row.get(name) for name in columns] for row in rows])
         if table_stats is not None:
-            print()
-            _print_table(["table", *_STAT_FIELDS], [[args.table, *(table_stats[f] for f in _STAT_FIELDS)]])
+            _out()
+            _print_table(
+                ["table", *_STAT_FIELDS], [[args.table, *(table_stats[f] for f in _STAT_FIELDS)]]
+            )
     return 0
 
 
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _failed(error: Exception) -> int:
+    sys.stderr.write(f"{PROG}: {error}\n")
+    return 1
+
+
 def _print_json(value: object) -> None:
-    print(simplejson.dumps(value, use_decimal=True, ensure_ascii=False, indent=2))
+    _out(simplejson.dumps(value, use_decimal=True, ensure_ascii=False, indent=2))
 
 
 def _cell(value: object) -> str:
     if isinstance(value, str):
         return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
-    return simplejson.dumps(value, use_decimal=True, ensure_ascii=False, separators=(",", ":"))
+    text: str = simplejson.dumps(value, use_decimal=True, ensure_ascii=False, separators=(",", ":"))
+    return text
 
 
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     cells = [list(header), *([_cell(value) for value in row] for row in rows)]
     widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
     for line in cells:
-        print("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip())
+        _out(
+            "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
+        )
 
 
 def _print_stats(stats: dict[str, t.Any]) -> None:

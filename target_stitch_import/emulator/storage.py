@@ -1,5 +1,8 @@
 """The emulator's SQLite database: one integration schema, one SQL table per ``table_name``.
 
+SQL text is built only from :func:`quote`-d identifiers and constants; every value is a bound
+parameter.
+
 Layout:
     * Each ``table_name`` is a SQL table of exactly that name. Every top-level property seen in
       a record becomes a column (created with the table, or added by ``ALTER TABLE``), declared
@@ -50,6 +53,8 @@ from target_stitch_import.errors import StitchImportError
 if t.TYPE_CHECKING:
     from types import TracebackType
 
+    from typing_extensions import Self
+
     from target_stitch_import.emulator.validation import Batch, Message
 
 DEFAULT_SCHEMA = "import_api"
@@ -63,20 +68,22 @@ MAX_COLUMNS = 2000
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
-_META = '"_emulator_meta"'
-_TABLES = '"_emulator_tables"'
-_BATCHES = '"_emulator_batches"'
 _KEYS_PER_QUERY = 500
 _COUNTERS = ("messages", "bytes", "stale_ignored", "ties")
+_TOTALS = "count(*), " + ", ".join(f"coalesce(sum({name}), 0)" for name in _COUNTERS)
 _ASCII_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _SYSTEM_FOLDED = frozenset(name.translate(_ASCII_FOLD) for name in SYSTEM_COLUMNS)
 _CREATE_METADATA = (
-    f"CREATE TABLE IF NOT EXISTS {_META} (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    f"CREATE TABLE IF NOT EXISTS {_TABLES} (name TEXT PRIMARY KEY, key_names TEXT NOT NULL, "
-    "active_version INTEGER, created_at TEXT NOT NULL)",
-    f"CREATE TABLE IF NOT EXISTS {_BATCHES} (id INTEGER PRIMARY KEY, received_at TEXT NOT NULL, "
-    "table_name TEXT NOT NULL, messages INTEGER NOT NULL, bytes INTEGER NOT NULL, "
-    "stale_ignored INTEGER NOT NULL, ties INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS _emulator_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    (
+        "CREATE TABLE IF NOT EXISTS _emulator_tables (name TEXT PRIMARY KEY, "
+        "key_names TEXT NOT NULL, active_version INTEGER, created_at TEXT NOT NULL)"
+    ),
+    (
+        "CREATE TABLE IF NOT EXISTS _emulator_batches (id INTEGER PRIMARY KEY, "
+        "received_at TEXT NOT NULL, table_name TEXT NOT NULL, messages INTEGER NOT NULL, "
+        "bytes INTEGER NOT NULL, stale_ignored INTEGER NOT NULL, ties INTEGER NOT NULL)"
+    ),
 )
 
 
@@ -175,7 +182,9 @@ def _new_columns(columns: t.Mapping[str, str], batch: Batch) -> list[str]:
             new.append(name)
     total = len(known) + (0 if columns else len(SYSTEM_COLUMNS))
     if new and total > MAX_COLUMNS:
-        msg = f"table {batch.table_name} would have {total} columns, more than SQLite's {MAX_COLUMNS}"
+        msg = (
+            f"table {batch.table_name} would have {total} columns, more than SQLite's {MAX_COLUMNS}"
+        )
         raise BatchRejectedError(msg)
     return new
 
@@ -246,11 +255,11 @@ class Storage:
                 for statement in _CREATE_METADATA:
                     conn.execute(statement)
                 conn.execute(
-                    f"INSERT OR IGNORE INTO {_META} (name, value) VALUES ('schema', ?)",
+                    "INSERT OR IGNORE INTO _emulator_meta (name, value) VALUES ('schema', ?)",
                     (schema_name or DEFAULT_SCHEMA,),
                 )
             conn.execute("PRAGMA synchronous = FULL")
-            row = conn.execute(f"SELECT value FROM {_META} WHERE name = 'schema'").fetchone()
+            row = conn.execute("SELECT value FROM _emulator_meta WHERE name = 'schema'").fetchone()
         except sqlite3.DatabaseError as exc:
             msg = f"{self.path} is not an emulator database: {exc}"
             raise StorageError(msg) from None
@@ -263,7 +272,7 @@ class Storage:
             raise StorageError(msg)
         return stored
 
-    def __enter__(self) -> Storage:
+    def __enter__(self) -> Self:
         """Return the storage itself."""
         return self
 
@@ -341,8 +350,8 @@ class Storage:
             if message is not None:
                 stale += self._activate(table, t.cast("int", batch.table_version))
         self._conn.execute(
-            f"INSERT INTO {_BATCHES} (received_at, table_name, messages, bytes, stale_ignored, "
-            "ties) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO _emulator_batches (received_at, table_name, messages, bytes, "
+            "stale_ignored, ties) VALUES (?, ?, ?, ?, ?, ?)",
             (received_at, batch.table_name, len(batch.messages), body_bytes, stale, ties),
         )
         return BatchOutcome(stale_ignored=stale, ties=ties)
@@ -355,11 +364,11 @@ class Storage:
         """
         name = batch.table_name
         row = self._conn.execute(
-            f"SELECT key_names, active_version FROM {_TABLES} WHERE name = ?",
+            "SELECT key_names, active_version FROM _emulator_tables WHERE name = ?",
             (name,),
         ).fetchone()
         if row is None:
-            for (other,) in self._conn.execute(f"SELECT name FROM {_TABLES}"):
+            for (other,) in self._conn.execute("SELECT name FROM _emulator_tables"):
                 if fold(other) == fold(name):
                     msg = (
                         f"table_name {name} differs from the existing table {other} only by "
@@ -386,7 +395,7 @@ class Storage:
         definitions.extend(map(quote, columns))
         self._conn.execute(f"CREATE TABLE {quote(name)} ({', '.join(definitions)})")
         self._conn.execute(
-            f"INSERT INTO {_TABLES} (name, key_names, active_version, created_at) "
+            "INSERT INTO _emulator_tables (name, key_names, active_version, created_at) "
             "VALUES (?, ?, NULL, ?)",
             (name, json.dumps(list(batch.key_names)), received_at),
         )
@@ -401,12 +410,12 @@ class Storage:
         if table.active_version is not None and version < table.active_version:
             return 1
         self._conn.execute(
-            f"DELETE FROM {quote(table.name)} WHERE {quote(TABLE_VERSION)} IS NULL "
+            f"DELETE FROM {quote(table.name)} WHERE {quote(TABLE_VERSION)} IS NULL "  # noqa: S608
             f"OR {quote(TABLE_VERSION)} < ?",
             (version,),
         )
         self._conn.execute(
-            f"UPDATE {_TABLES} SET active_version = ? WHERE name = ?",
+            "UPDATE _emulator_tables SET active_version = ? WHERE name = ?",
             (version, table.name),
         )
         table.active_version = version
@@ -430,7 +439,7 @@ class Storage:
         winners: dict[str, Message] = {}
         stale = 0
         ties = 0
-        for key, message in zip(keys, messages):
+        for key, message in zip(keys, messages, strict=True):
             new = _rank(version, message.sequence)
             old = ranks.get(key)
             if old is not None and new < old:
@@ -440,7 +449,9 @@ class Storage:
             ranks[key] = new
             winners.pop(key, None)  # a replaced row moves to the end, as REPLACE does
             winners[key] = message
-        self._write(table, [(message, key) for key, message in winners.items()], version, received_at)
+        self._write(
+            table, [(message, key) for key, message in winners.items()], version, received_at
+        )
         return stale, ties
 
     def _stored_ranks(self, table: _Table, keys: set[str]) -> dict[str, tuple[bool, int, int]]:
@@ -449,7 +460,7 @@ class Storage:
         for start in range(0, len(pending), _KEYS_PER_QUERY):
             chunk = pending[start : start + _KEYS_PER_QUERY]
             rows = self._conn.execute(
-                f"SELECT {quote(PRIMARY_KEY)}, {quote(TABLE_VERSION)}, {quote(SEQUENCE)} "
+                f"SELECT {quote(PRIMARY_KEY)}, {quote(TABLE_VERSION)}, {quote(SEQUENCE)} "  # noqa: S608
                 f"FROM {quote(table.name)} WHERE {quote(PRIMARY_KEY)} IN "
                 f"({', '.join('?' * len(chunk))})",
                 chunk,
@@ -497,9 +508,9 @@ class Storage:
     def tables(self) -> dict[str, int]:
         """Return each loaded table's name and row count, by name."""
         with self._lock:
-            names = [row[0] for row in self._conn.execute(f"SELECT name FROM {_TABLES}")]
+            names = [row[0] for row in self._conn.execute("SELECT name FROM _emulator_tables")]
             return {
-                name: self._conn.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
+                name: self._conn.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]  # noqa: S608
                 for name in sorted(names)
             }
 
@@ -515,7 +526,7 @@ class Storage:
         """
         with self._lock:
             self._require_table(table)
-            cursor = self._conn.execute(f"SELECT * FROM {quote(table)} ORDER BY rowid")
+            cursor = self._conn.execute(f"SELECT * FROM {quote(table)} ORDER BY rowid")  # noqa: S608
             names = [column[0] for column in cursor.description]
             keep = [i for i, name in enumerate(names) if system or name not in SYSTEM_COLUMNS]
             return [{names[i]: decode_value(row[i]) for i in keep} for row in cursor]
@@ -529,7 +540,7 @@ class Storage:
         with self._lock:
             self._require_table(table)
             key_names, active, created = self._conn.execute(
-                f"SELECT key_names, active_version, created_at FROM {_TABLES} WHERE name = ?",
+                "SELECT key_names, active_version, created_at FROM _emulator_tables WHERE name = ?",
                 (table,),
             ).fetchone()
         return {"key_names": json.loads(key_names), "active_version": active, "created_at": created}
@@ -542,22 +553,24 @@ class Storage:
             {"rows", "batches", "messages", "bytes", "stale_ignored", "ties": int}}}``.
         """
         counts = self.tables()
-        sums = ", ".join(f"coalesce(sum({name}), 0)" for name in _COUNTERS)
         with self._lock:
-            total = self._conn.execute(f"SELECT count(*), {sums} FROM {_BATCHES}").fetchone()
+            total = self._conn.execute(f"SELECT {_TOTALS} FROM _emulator_batches").fetchone()  # noqa: S608
             per_table = self._conn.execute(
-                f"SELECT table_name, count(*), {sums} FROM {_BATCHES} GROUP BY table_name",
+                f"SELECT table_name, {_TOTALS} FROM _emulator_batches GROUP BY table_name",  # noqa: S608
             ).fetchall()
         fields = ("batches", *_COUNTERS)
         tables: dict[str, dict[str, int]] = {
             name: {"rows": rows, **dict.fromkeys(fields, 0)} for name, rows in counts.items()
         }
         for name, *values in per_table:
-            tables.setdefault(name, {"rows": 0}).update(zip(fields, values))
-        return {**dict(zip(fields, total)), "tables": tables}
+            tables.setdefault(name, {"rows": 0}).update(zip(fields, values, strict=True))
+        return {**dict(zip(fields, total, strict=True)), "tables": tables}
 
     def _require_table(self, table: str) -> None:
-        found = self._conn.execute(f"SELECT 1 FROM {_TABLES} WHERE name = ?", (table,)).fetchone()
+        found = self._conn.execute(
+            "SELECT 1 FROM _emulator_tables WHERE name = ?",
+            (table,),
+        ).fetchone()
         if found is None:
             msg = f"no table {table!r} in the emulator database"
             raise UnknownTableError(msg)

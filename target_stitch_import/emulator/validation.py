@@ -168,16 +168,17 @@ def _refuse_constant(name: str) -> t.NoReturn:
 
 def canonical_json(value: object) -> str:
     """Return compact JSON text with sorted keys; Decimals are written digit for digit."""
-    return simplejson.dumps(
+    text: str = simplejson.dumps(
         value,
         use_decimal=True,
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
     )
+    return text
 
 
-class _Invalid(Exception):
+class _InvalidError(Exception):
     """Internal: carries the first failure out of nested checks."""
 
     def __init__(self, text: str) -> None:
@@ -185,8 +186,12 @@ class _Invalid(Exception):
         self.text = text
 
 
+def _reject(text: str) -> t.NoReturn:
+    raise _InvalidError(text)
+
+
 def _fail(pointer: str, text: str) -> t.NoReturn:
-    raise _Invalid(f"{_PREFIX}{pointer}: {text}")
+    _reject(f"{_PREFIX}{pointer}: {text}")
 
 
 def _expect_type(pointer: str, value: object, expected: str) -> None:
@@ -334,23 +339,23 @@ def _compile_schema(schema: dict[str, t.Any]) -> jsonschema.protocols.Validator:
     """Check ``schema`` and compile its validator.
 
     Raises:
-        _Invalid: The schema is not usable.
+        _InvalidError: The schema is not usable.
     """
     unknown = _unknown_type(schema)
     if unknown is not None:
-        raise _Invalid(f"Invalid JSON schema: unknown type: [{unknown}]")
+        _reject(f"Invalid JSON schema: unknown type: [{unknown}]")
     try:
         ExactDraft4Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
         where = error_pointer(exc)
-        raise _Invalid(f"Invalid JSON schema: {where}: {_short(exc.message)}") from None
+        _reject(f"Invalid JSON schema: {where}: {_short(exc.message)}")
     except RecursionError:
-        raise _Invalid("Invalid JSON schema: nested too deeply") from None
+        _reject("Invalid JSON schema: nested too deeply")
     if "properties" not in schema:
-        raise _Invalid("Invalid JSON schema: required key [properties] not found")
+        _reject("Invalid JSON schema: required key [properties] not found")
     if not isinstance(schema["properties"], dict):
         found = everit_type(schema["properties"])
-        raise _Invalid(f"Invalid JSON schema: properties: expected: JSONObject, found: {found}")
+        _reject(f"Invalid JSON schema: properties: expected: JSONObject, found: {found}")
     # An explicit registry: only the metaschemas resolve, remote references are never fetched.
     return ExactDraft4Validator(schema, registry=SPECIFICATIONS)
 
@@ -399,27 +404,27 @@ def _check_record_shape(index: int, data: dict[str, t.Any], key_names: t.Sequenc
     flat = not any(isinstance(value, (dict, list)) for value in data.values())
     points, depth = (len(data), 1) if flat else _shape(data)
     if points > MAX_DATA_POINTS:
-        raise _Invalid(
+        _reject(
             f"Record {index} has {points} data points, more than the maximum of {MAX_DATA_POINTS}",
         )
     if depth > MAX_RECORD_DEPTH:
-        raise _Invalid(
+        _reject(
             f"Record {index} is nested {depth} levels deep, more than the maximum of "
             f"{MAX_RECORD_DEPTH}",
         )
     for name in data:
         if "\x00" in name:
-            raise _Invalid(f"Record {index} has a property name containing the NUL character")
+            _reject(f"Record {index} has a property name containing the NUL character")
     for key in key_names:
         value = data.get(key)
         if value is None:
-            raise _Invalid(f"Record is missing key property {key}")
+            _reject(f"Record is missing key property {key}")
         if isinstance(value, (dict, list)):
-            raise _Invalid(
+            _reject(
                 f"Record {index} key property {key} must be a scalar, found: {everit_type(value)}",
             )
         if isinstance(value, str) and len(value) >= MAX_STRING_KEY_LENGTH:
-            raise _Invalid(
+            _reject(
                 f"Record {index} key property {key} is {MAX_STRING_KEY_LENGTH} characters or "
                 "longer",
             )
@@ -481,11 +486,11 @@ class BatchValidator:
             validator = self._validator(batch.schema)
             for key in batch.key_names:
                 if key not in batch.schema["properties"]:
-                    raise _Invalid(  # noqa: TRY301 - collected by the one handler below
+                    _reject(
                         f"{_PREFIX}#/key_names: key property {key} is not a property of the schema",
                     )
             self._check_records(batch, validator)
-        except _Invalid as invalid:
+        except _InvalidError as invalid:
             return bad_request(invalid.text)
         return batch
 
@@ -512,10 +517,10 @@ class BatchValidator:
             try:
                 errors = list(validator.iter_errors(message.data))
             except RecursionError:
-                raise _Invalid(f"Record {index} is nested too deeply to validate") from None
+                _reject(f"Record {index} is nested too deeply to validate")
             except referencing.exceptions.Unresolvable as exc:  # a $ref that names nothing
                 reference = _short(str(exc.ref))
-                raise _Invalid(f"Invalid JSON schema: $ref {reference} can not be resolved") from None
+                _reject(f"Invalid JSON schema: $ref {reference} can not be resolved")
             if errors:
                 best = jsonschema.exceptions.best_match(errors)
-                raise _Invalid(_conformance_text(index, t.cast("jsonschema.ValidationError", best)))
+                _reject(_conformance_text(index, t.cast("jsonschema.ValidationError", best)))

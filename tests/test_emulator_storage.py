@@ -95,6 +95,12 @@ def test_values_survive_sqlite(storage: Storage) -> None:
     assert system["_sdc_primary_key"] == "[1]"
 
 
+def test_rows_keep_insertion_order_when_a_column_is_named_rowid(storage: Storage) -> None:
+    records = [(1, {"id": 1, "rowid": 9}), (1, {"id": 2, "rowid": 5, "oid": 1}), (1, {"id": 3})]
+    storage.apply(upserts("t", *records), received_at=NOW, body_bytes=1)
+    assert [row["id"] for row in storage.rows("t")] == [1, 2, 3]
+
+
 def test_rules_inside_one_batch_follow_message_order(storage: Storage) -> None:
     document = {
         "table_name": "t",

@@ -228,6 +228,14 @@ REJECTED: list[tuple[str, object, str]] = [
         "Invalid JSON schema: #/properties/n/minimum: 'x' is not of type 'number'",
     ),
     (
+        "schema-pattern-properties",
+        body(schema={"properties": {}, "patternProperties": {"(": {}}}, key_names=[]),
+        (
+            "Invalid JSON schema: patternProperties: ( is not a 'regex': missing ), unterminated "
+            "subpattern at position 0"
+        ),
+    ),
+    (
         "schema-no-properties",
         body(schema={"type": "object"}, key_names=[]),
         "Invalid JSON schema: required key [properties] not found",

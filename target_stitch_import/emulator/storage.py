@@ -69,6 +69,7 @@ MAX_COLUMNS = 2000
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 _KEYS_PER_QUERY = 500
+_ROWID_ALIASES = ("rowid", "_rowid_", "oid")
 _COUNTERS = ("messages", "bytes", "stale_ignored", "ties")
 _TOTALS = "count(*), " + ", ".join(f"coalesce(sum({name}), 0)" for name in _COUNTERS)
 _ASCII_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -526,7 +527,11 @@ class Storage:
         """
         with self._lock:
             self._require_table(table)
-            cursor = self._conn.execute(f"SELECT * FROM {quote(table)} ORDER BY rowid")  # noqa: S608
+            # A data column may be named rowid: order by an alias of the rowid it does not hide.
+            columns = self._columns(table)
+            alias = next((name for name in _ROWID_ALIASES if name not in columns), None)
+            order = f" ORDER BY {alias}" if alias else ""
+            cursor = self._conn.execute(f"SELECT * FROM {quote(table)}{order}")  # noqa: S608
             names = [column[0] for column in cursor.description]
             keep = [i for i, name in enumerate(names) if system or name not in SYSTEM_COLUMNS]
             return [{names[i]: decode_value(row[i]) for i in keep} for row in cursor]

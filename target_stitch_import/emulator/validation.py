@@ -319,20 +319,14 @@ def _subschemas(schema: Mapping[str, object]) -> Iterator[object]:
             yield from value.values()
 
 
-def _unknown_type(schema: Mapping[str, object]) -> str | None:
-    """Return the first type name in ``schema`` (or its subschemas) that Draft 4 lacks."""
+def _walk(schema: Mapping[str, object]) -> Iterator[Mapping[str, object]]:
+    """Yield ``schema`` and every subschema in it, depth first."""
     pending: list[object] = [schema]
     while pending:
         current = pending.pop()
-        if not isinstance(current, dict):
-            continue
-        declared = current.get("type")
-        names = declared if isinstance(declared, list) else [declared]
-        for name in names:
-            if isinstance(name, str) and name not in _DRAFT4_TYPES:
-                return name
-        pending.extend(reversed(list(_subschemas(current))))
-    return None
+        if isinstance(current, dict):
+            yield current
+            pending.extend(reversed(list(_subschemas(current))))
 
 
 def _compile_schema(schema: dict[str, t.Any]) -> jsonschema.protocols.Validator:
@@ -341,16 +335,19 @@ def _compile_schema(schema: dict[str, t.Any]) -> jsonschema.protocols.Validator:
     Raises:
         _InvalidError: The schema is not usable.
     """
-    unknown = _unknown_type(schema)
-    if unknown is not None:
-        _reject(f"Invalid JSON schema: unknown type: [{unknown}]")
-    try:
-        ExactDraft4Validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        where = error_pointer(exc)
-        _reject(f"Invalid JSON schema: {where}: {_short(exc.message)}")
-    except RecursionError:
-        _reject("Invalid JSON schema: nested too deeply")
+    subschemas = list(_walk(schema))
+    for subschema in subschemas:
+        declared = subschema.get("type")
+        for name in declared if isinstance(declared, list) else [declared]:
+            if isinstance(name, str) and name not in _DRAFT4_TYPES:
+                _reject(f"Invalid JSON schema: unknown type: [{name}]")
+    _check_metaschema(schema)
+    for subschema in subschemas:
+        for pattern in t.cast("dict[str, object]", subschema.get("patternProperties") or {}):
+            problem = _regex_problem(pattern)
+            if problem is not None:
+                text = f"patternProperties: {pattern} is not a 'regex': {problem}"
+                _reject(f"Invalid JSON schema: {text}")
     if "properties" not in schema:
         _reject("Invalid JSON schema: required key [properties] not found")
     if not isinstance(schema["properties"], dict):
@@ -358,6 +355,25 @@ def _compile_schema(schema: dict[str, t.Any]) -> jsonschema.protocols.Validator:
         _reject(f"Invalid JSON schema: properties: expected: JSONObject, found: {found}")
     # An explicit registry: only the metaschemas resolve, remote references are never fetched.
     return ExactDraft4Validator(schema, registry=SPECIFICATIONS)
+
+
+def _check_metaschema(schema: dict[str, t.Any]) -> None:
+    try:
+        ExactDraft4Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = error_pointer(exc)
+        _reject(f"Invalid JSON schema: {where}: {_short(exc.message)}")
+    except RecursionError:
+        _reject("Invalid JSON schema: nested too deeply")
+
+
+def _regex_problem(pattern: str) -> str | None:
+    """Return why ``pattern`` is not a Python regular expression, or None."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return str(exc)
+    return None
 
 
 def _short(text: str) -> str:

@@ -12,8 +12,8 @@ The emulator comes from ``tests/conftest.py`` (``emulator``).
 
 from __future__ import annotations
 
-import uuid
 import typing as t
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pg

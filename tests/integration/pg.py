@@ -181,7 +181,8 @@ def start(
         subprocess.CalledProcessError: initdb or pg_ctl failed (its output is attached).
     """
     bindir = ensure_installed()
-    workdir = Path(tempfile.mkdtemp(prefix="tsi-pg-"))
+    # As root the cluster belongs to ``postgres``, who must reach it: /tmp, not $TMPDIR.
+    workdir = Path(tempfile.mkdtemp(prefix="tsi-pg-", dir="/tmp" if os.geteuid() == 0 else None))
     try:
         if os.geteuid() == 0:
             shutil.chown(workdir, SERVER_USER, SERVER_USER)
@@ -221,7 +222,7 @@ def start(
     except BaseException:
         log = workdir / "server.log"
         if log.exists():
-            print(log.read_text(encoding="utf-8", errors="replace")[-4000:])  # noqa: T201
+            print(log.read_text(encoding="utf-8", errors="replace")[-4000:])
         with contextlib.suppress(Exception):
             _as_server_user(
                 [str(bindir / "pg_ctl"), "stop", "-D", str(workdir / "data"), "-m", "immediate"],
@@ -235,7 +236,7 @@ def start(
 def _bootstrap(server: PgServer) -> None:
     """Create the password-authenticated test user and its database (over the socket)."""
     quoted_password = server.password.replace("'", "''")
-    role = f'CREATE ROLE "{server.user}" LOGIN CREATEDB PASSWORD \'{quoted_password}\''
+    role = f"CREATE ROLE \"{server.user}\" LOGIN CREATEDB PASSWORD '{quoted_password}'"
     database = f'CREATE DATABASE "{server.database}" OWNER "{server.user}"'
     _as_server_user(
         [

@@ -128,12 +128,10 @@ OLDER_BOOKMARK_ID = 130
 
 def read_rows(server: PgServer, database: str, table: str) -> list[dict[str, t.Any]]:
     """Return a table's rows as ``row_to_json`` sees them; non-integers as ``Decimal``."""
-    sql = f"SELECT row_to_json(t) FROM {table} AS t"  # noqa: S608 - our own table names
+    sql = f"SELECT row_to_json(t) FROM {table} AS t"
     out = server.psql(sql, database=database)
     return [
-        json.loads(line, parse_float=decimal.Decimal)
-        for line in out.splitlines()
-        if line.strip()
+        json.loads(line, parse_float=decimal.Decimal) for line in out.splitlines() if line.strip()
     ]
 
 
@@ -212,8 +210,14 @@ def _exactly(value: object) -> object:
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int | float | decimal.Decimal):
-        number = decimal.Decimal(value) if not isinstance(value, float) else decimal.Decimal(repr(value))
-        text = format(number.normalize(), "f") if number == number.to_integral_value() else str(number.normalize())
+        number = (
+            decimal.Decimal(value) if not isinstance(value, float) else decimal.Decimal(repr(value))
+        )
+        text = (
+            format(number.normalize(), "f")
+            if number == number.to_integral_value()
+            else str(number.normalize())
+        )
         return {"#number": text}
     if isinstance(value, dict):
         return {str(k): _exactly(v) for k, v in value.items()}

@@ -175,7 +175,7 @@ def _base_python() -> str:
     return getattr(sys, "_base_executable", None) or sys.executable
 
 
-class _locked:  # noqa: N801 - used like a function
+class _locked:
     def __init__(self, path: Path) -> None:
         self._path = path
 

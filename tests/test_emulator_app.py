@@ -104,23 +104,28 @@ def test_an_internal_error_answers_500_and_the_server_keeps_serving(running: Run
 
 
 @pytest.mark.parametrize(
-    ("request_bytes", "status"),
+    ("request_bytes", "status", "logged"),
     [
         # http.server answers a request line it can not read as HTTP/0.9: a body, no head.
-        (b"GARBAGE\r\n\r\n", None),
-        (b"GET /v2/import/status HTTP/9.9\r\n\r\n", None),
-        (b"BREW /v2/import/status HTTP/1.1\r\nHost: x\r\n\r\n", b"501"),
+        (b"GARBAGE\r\n\r\n", None, "unparsable request answered 400"),
+        (b"GET /v2/import/status HTTP/9.9\r\n\r\n", None, "unparsable request answered 505"),
+        (
+            b"BREW /v2/import/status HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"501",
+            "unparsable request answered 501",
+        ),
         (
             (
                 b"POST /v2/import/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\n"
                 b"Content-Type: application/json\r\nContent-Length: lots\r\n\r\n{}"
             ),
             b"400",
+            "POST /v2/import/batch 400",
         ),
     ],
 )
 def test_unparsable_requests_get_json_errors(
-    running: Running, request_bytes: bytes, status: bytes | None
+    running: Running, request_bytes: bytes, status: bytes | None, logged: str
 ) -> None:
     answer = raw_exchange(running.url, request_bytes)
     if status is None:
@@ -131,6 +136,7 @@ def test_unparsable_requests_get_json_errors(
         assert b"Content-Type: application/json" in head
         assert "error" in json.loads(body)
     assert requests.get(running.url + STATUS_PATH, timeout=10).status_code == 200
+    assert logged in running.log.getvalue()
 
 
 def test_head_answers_without_a_body(running: Running) -> None:

@@ -257,6 +257,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         text = message or HTTPStatus(code).phrase
         if not hasattr(self, "_status"):
             self._status = "-"
+        self.server.log(f"unparsable request answered {code}: {text}")
         self._send(Rejection(code, {"error": text}))
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:

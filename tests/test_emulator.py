@@ -288,6 +288,8 @@ def test_unknown_path_and_wrong_method(
         assert response.getheader("Content-Type") == JSON
         assert "error" in answer
     assert exchange(connection, "GET", STATUS_PATH + "?x=1")[0] == 200
+    assert exchange(connection, "GET", STATUS_PATH, b'{"a body": "ignored"}')[0] == 200
+    assert exchange(connection, "GET", STATUS_PATH)[0] == 200
 
 
 # Storage rules

@@ -302,18 +302,17 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 
     def _route(self, path: str) -> None:
         allowed = _ALLOWED_METHODS.get(path)
-        if allowed is None or self.command != allowed:
-            if self._read_body(limit=None) is None:
-                return
-            if allowed is None:
-                self._send(Rejection(404, {"error": f"Not Found: {path}"}))
-            else:
-                self._send(Rejection(405, {"error": "Method Not Allowed"}), {"Allow": allowed})
-            return
-        if path == STATUS_PATH:
-            self._status_endpoint()
-        else:
+        if allowed == "POST" and self.command == "POST":
             self._post(validate=path == VALIDATE_PATH)
+            return
+        if self._read_body(limit=None) is None:  # any body is discarded: keep-alive goes on
+            return
+        if allowed is None:
+            self._send(Rejection(404, {"error": f"Not Found: {path}"}))
+        elif self.command != allowed:
+            self._send(Rejection(405, {"error": "Method Not Allowed"}), {"Allow": allowed})
+        else:
+            self._status_endpoint()
 
     def _status_endpoint(self) -> None:
         answer = {

@@ -14,6 +14,27 @@ real types (a string in an integer column still fails) but accepts null at every
 except the top-level key properties, resolves local ``$ref`` inline, translates or drops
 the keywords Draft 4 lacks and drops the constraints taps break (``required``,
 ``additionalProperties: false``). :attr:`SchemaMode.STRICT` sends the tap's schema as is.
+
+Relaxed, in detail:
+
+* ``null`` joins every ``type`` (and ``enum``) at every depth: properties, ``items``
+  (also tuple form), ``additionalItems``, ``additionalProperties``, ``patternProperties``,
+  ``anyOf``/``oneOf``/``allOf`` branches. Top-level key properties keep what they declare.
+* ``$ref`` to ``#``, ``#/definitions/..``, ``#/$defs/..`` (any local JSON pointer) or an
+  ``$anchor`` is inlined; a ref back into a schema being inlined, or one that cannot be
+  resolved locally, becomes ``{}`` (anything). Siblings of ``$ref`` (2019+) are kept.
+* ``const: v`` → ``enum: [v]``; numeric ``exclusiveMinimum: n`` → ``minimum: n,
+  exclusiveMinimum: true`` (likewise maximum); ``prefixItems`` → tuple ``items`` (a
+  2020-12 ``items`` next to it → ``additionalItems``); ``oneOf`` → ``anyOf`` (nullable
+  branches all match null, and taps' branches overlap: 1 is "integer" and "number");
+  boolean subschemas → ``{}``.
+* Dropped: ``required`` below the top (the top keeps the key properties),
+  ``additionalProperties``/``additionalItems`` ``false``, name-list ``dependencies``,
+  ``not``, unknown type names (no ``type`` at all if none is left), ``definitions``/
+  ``$defs`` and the keywords in :data:`DROPPED_KEYWORDS`; values Draft 4's metaschema
+  rejects (an empty ``enum``, ``maxLength: -1``) are dropped, ``255.0`` becomes ``255``.
+* Kept as they are: ``format``, ``multipleOf``, bounds, ``pattern``, and vendor keywords
+  (``x-sql-datatype``, ``inclusion``).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from target_stitch_import.contract import BATCH_PATH, MAX_SEQUENCE, VALIDATE_PATH
-from target_stitch_import.emulator.validation import Batch, BatchValidator, Message, Rejection
+from target_stitch_import.emulator.validation import Answer, Batch, BatchValidator, Message
 
 if t.TYPE_CHECKING:
     from conftest import Emulator
@@ -390,7 +390,7 @@ def validator() -> BatchValidator:
     ("document", "text"), [c[1:] for c in REJECTED], ids=[c[0] for c in REJECTED]
 )
 def test_validator_rejects(validator: BatchValidator, document: object, text: str) -> None:
-    assert validator.validate(encode(document), JSON) == Rejection(400, {"error": text})
+    assert validator.validate(encode(document), JSON) == Answer(400, {"error": text})
 
 
 @pytest.mark.parametrize("document", [c[1] for c in ACCEPTED], ids=[c[0] for c in ACCEPTED])
@@ -465,7 +465,7 @@ def test_parsed_batch_keeps_exact_numbers(validator: BatchValidator) -> None:
 def test_validator_refuses_other_content_types(
     validator: BatchValidator, content_type: str | None
 ) -> None:
-    expected = Rejection(415, {"error": "Content-Type must be application/json"})
+    expected = Answer(415, {"error": "Content-Type must be application/json"})
     assert validator.validate(encode(body()), content_type) == expected
 
 

@@ -35,9 +35,9 @@ from target_stitch_import.contract import BATCH_PATH, MAX_BODY_BYTES, STATUS_PAT
 from target_stitch_import.emulator.faults import FaultKind, FaultPlan, FaultSettings
 from target_stitch_import.emulator.storage import BatchRejectedError
 from target_stitch_import.emulator.validation import (
+    Answer,
     Batch,
     BatchValidator,
-    Rejection,
     bad_request,
     content_type_rejection,
 )
@@ -48,8 +48,8 @@ if t.TYPE_CHECKING:
     from target_stitch_import.emulator.storage import Storage
 
 _CHUNK = 1 << 16
-_NOT_AUTHORIZED = Rejection(401, {"message": "Not Authorized"})
-_INACTIVE = Rejection(403, {"error": "Forbidden", "errors": {"error": "Connection is not active."}})
+_NOT_AUTHORIZED = Answer(401, {"message": "Not Authorized"})
+_INACTIVE = Answer(403, {"error": "Forbidden", "errors": {"error": "Connection is not active."}})
 _ALLOWED_METHODS = {STATUS_PATH: "GET", BATCH_PATH: "POST", VALIDATE_PATH: "POST"}
 
 
@@ -217,7 +217,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                     self._route(path)
                 elif self._read_body(limit=None) is not None:
                     self.close_connection = True
-                    self._send(Rejection(503, {"error": "the emulator is shutting down"}))
+                    self._send(Answer(503, {"error": "the emulator is shutting down"}))
             except ConnectionError:
                 self.close_connection = True
                 self._status = "client-gone"
@@ -227,7 +227,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 if self._status == "-":
                     error = f"emulator internal error: {type(exc).__name__}"
                     with contextlib.suppress(OSError):
-                        self._send(Rejection(500, {"error": error}))
+                        self._send(Answer(500, {"error": error}))
         elapsed = (time.monotonic() - started) * 1000
         note = self._note
         self.server.log(
@@ -235,7 +235,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             f"messages={note['messages']} bytes={note['bytes']} ms={elapsed:.1f}",
         )
 
-    def _send(self, answer: Rejection, headers: t.Mapping[str, str] | None = None) -> None:
+    def _send(self, answer: Answer, headers: t.Mapping[str, str] | None = None) -> None:
         payload = json.dumps(answer.body, ensure_ascii=False).encode("utf-8")
         self.send_response(answer.status)
         self.send_header("Content-Type", "application/json")
@@ -258,7 +258,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         if not hasattr(self, "_status"):
             self._status = "-"
         self.server.log(f"unparsable request answered {code}: {text}")
-        self._send(Rejection(code, {"error": text}))
+        self._send(Answer(code, {"error": text}))
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Log nothing here: :meth:`_dispatch` writes one line per request."""
@@ -308,9 +308,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         if self._read_body(limit=None) is None:  # any body is discarded: keep-alive goes on
             return
         if allowed is None:
-            self._send(Rejection(404, {"error": f"Not Found: {path}"}))
+            self._send(Answer(404, {"error": f"Not Found: {path}"}))
         elif self.command != allowed:
-            self._send(Rejection(405, {"error": "Method Not Allowed"}), {"Allow": allowed})
+            self._send(Answer(405, {"error": "Method Not Allowed"}), {"Allow": allowed})
         else:
             self._status_endpoint()
 
@@ -325,9 +325,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         if self.server.plan.status_unavailable():
             answer.update(status="ERROR", reason="Injected fault: the Import API is unavailable")
             retry = {"Retry-After": str(self.server.settings.faults.retry_after)}
-            self._send(Rejection(503, answer), retry)
+            self._send(Answer(503, answer), retry)
             return
-        self._send(Rejection(200, answer))
+        self._send(Answer(200, answer))
 
     def _post(self, *, validate: bool) -> None:
         settings = self.server.settings
@@ -351,16 +351,16 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 headers["Retry-After"] = str(settings.faults.retry_after)
             phrase = HTTPStatus(fault.status).phrase
             error = {"error": f"Injected fault: {fault.status} {phrase}"}
-            self._send(Rejection(fault.status, error), headers)
+            self._send(Answer(fault.status, error), headers)
             return
         answer = self._checked(body)
-        if isinstance(answer, Rejection):
+        if isinstance(answer, Answer):
             self._send(answer)
             return
         self._note.update(table=answer.table_name, messages=str(len(answer.messages)))
         self._send(self._accept(answer, len(body.data or b""), validate=validate))
 
-    def _checked(self, body: _Body) -> Batch | Rejection:
+    def _checked(self, body: _Body) -> Batch | Answer:
         """Run the checks in the contract's order: auth, Content-Type, size, validation."""
         auth = self._auth_rejection()
         if auth is not None:
@@ -371,12 +371,12 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             return rejection
         if body.oversized:
             message = f"Request rejected: request size ({body.length} bytes) exceeds the maximum"
-            return Rejection(413, {"status": "ERROR", "message": message})
+            return Answer(413, {"status": "ERROR", "message": message})
         if body.data is None:
-            return Rejection(411, {"error": "Length Required: send a Content-Length header"})
+            return Answer(411, {"error": "Length Required: send a Content-Length header"})
         return self.server.validator.validate(body.data, content_type)
 
-    def _auth_rejection(self) -> Rejection | None:
+    def _auth_rejection(self) -> Answer | None:
         scheme, _, token = (self.headers.get("Authorization") or "").strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
@@ -388,14 +388,14 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             return _NOT_AUTHORIZED
         return None
 
-    def _accept(self, batch: Batch, size: int, *, validate: bool) -> Rejection:
+    def _accept(self, batch: Batch, size: int, *, validate: bool) -> Answer:
         storage = self.server.storage
         try:
             if validate:
                 storage.check(batch)
-                return Rejection(200, {"status": "OK", "message": "Batch is valid!"})
+                return Answer(200, {"status": "OK", "message": "Batch is valid!"})
             received_at = utc_timestamp(dt.datetime.now(dt.timezone.utc))
             storage.apply(batch, received_at=received_at, body_bytes=size)
         except BatchRejectedError as exc:
             return bad_request(str(exc))
-        return Rejection(201, {"status": "OK", "message": "Batch Accepted!"})
+        return Answer(201, {"status": "OK", "message": "Batch Accepted!"})

@@ -1,8 +1,8 @@
 """Validation of Import API request bodies, exactly as the emulator answers them.
 
 Pure: :meth:`BatchValidator.validate` takes the raw body bytes and the request's
-``Content-Type`` and returns either a parsed :class:`Batch` or a :class:`Rejection` (the HTTP
-status and JSON body to answer). Nothing here does I/O or reads a clock.
+``Content-Type`` and returns either a parsed :class:`Batch` or an :class:`Answer` (the HTTP
+status and JSON body of the refusal). Nothing here does I/O or reads a clock.
 
 Texts follow Stitch's (everit-style) messages from ``shared/import-api.md``; where Stitch
 documents none, the same style is used. Checks run in this order and the first failure is
@@ -75,8 +75,8 @@ _SUBSCHEMA_LIST_KEYWORDS = ("items", "allOf", "anyOf", "oneOf")
 _SUBSCHEMA_MAP_KEYWORDS = ("properties", "patternProperties", "definitions", "dependencies")
 
 
-class Rejection(t.NamedTuple):
-    """A request the emulator refuses: the HTTP status and the JSON body to answer."""
+class Answer(t.NamedTuple):
+    """An HTTP answer: the status and the JSON body (validation returns its refusals so)."""
 
     status: int
     body: dict[str, t.Any]
@@ -118,12 +118,12 @@ class Batch:
     bookmark_names: tuple[str, ...]
 
 
-def bad_request(text: str) -> Rejection:
+def bad_request(text: str) -> Answer:
     """Return the 400 rejection carrying ``text`` as Stitch's ``error``."""
-    return Rejection(400, {"error": text})
+    return Answer(400, {"error": text})
 
 
-def content_type_rejection(content_type: str | None) -> Rejection | None:
+def content_type_rejection(content_type: str | None) -> Answer | None:
     """Return the 415 rejection unless the media type is ``application/json``.
 
     Parameters such as ``; charset=utf-8`` are allowed.
@@ -131,7 +131,7 @@ def content_type_rejection(content_type: str | None) -> Rejection | None:
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type == "application/json":
         return None
-    return Rejection(415, {"error": "Content-Type must be application/json"})
+    return Answer(415, {"error": "Content-Type must be application/json"})
 
 
 def everit_type(value: object) -> str:  # noqa: PLR0911 - one answer per JSON type
@@ -476,7 +476,7 @@ class BatchValidator:
         with self._lock:
             return len(self._cache)
 
-    def validate(self, body: bytes, content_type: str | None) -> Batch | Rejection:
+    def validate(self, body: bytes, content_type: str | None) -> Batch | Answer:
         """Validate one ``/batch`` or ``/validate`` body.
 
         Args:

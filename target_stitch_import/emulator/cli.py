@@ -56,7 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="Serve the Import API, storing batches in SQLite.")
     serve.add_argument("--host", default="127.0.0.1", help="Address to listen on.")
     serve.add_argument("--port", type=int, default=8765, help="Port (0: a free one).")
-    serve.add_argument("--database", type=Path, default=Path(DEFAULT_DATABASE))
+    serve.add_argument(
+        "--database",
+        type=Path,
+        default=Path(DEFAULT_DATABASE),
+        help=f"The SQLite file (created when missing; default ./{DEFAULT_DATABASE}).",
+    )
     serve.add_argument(
         "--token",
         action="append",
@@ -74,7 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="The integration schema's name (default: the database's, else import_api).",
     )
-    serve.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES)
+    serve.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=MAX_BODY_BYTES,
+        help="Larger request bodies are answered with 413.",
+    )
     faults = serve.add_argument_group("fault injection")
     faults.add_argument(
         "--fault",
@@ -92,7 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MS|MIN-MAX",
         help="Milliseconds added to every POST (fixed, or drawn from a range).",
     )
-    faults.add_argument("--stall-seconds", type=float, default=30.0)
+    faults.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=30.0,
+        help="How long a stall fault waits before answering normally.",
+    )
     faults.add_argument("--retry-after", type=int, default=1, help="Retry-After of 429 and 503.")
     faults.add_argument(
         "--status-503",
@@ -105,7 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("show", help="Show the stored tables, or one table's rows.")
     show.add_argument("table", nargs="?", help="The table whose rows to show.")
-    show.add_argument("--database", type=Path, default=Path(DEFAULT_DATABASE))
+    show.add_argument(
+        "--database",
+        type=Path,
+        default=Path(DEFAULT_DATABASE),
+        help=f"The emulator's SQLite file (default ./{DEFAULT_DATABASE}).",
+    )
     show.add_argument("--json", action="store_true", help="Write JSON (exact numbers).")
     show.add_argument("--stats", action="store_true", help="Add batch statistics.")
     show.add_argument("--system", action="store_true", help="Include the _sdc_* columns.")

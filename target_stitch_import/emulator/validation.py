@@ -200,10 +200,6 @@ def _expect_type(pointer: str, value: object, expected: str) -> None:
         _fail(pointer, f"expected type: {expected}, found: {found}")
 
 
-def _is_integer(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _check_keys(
     pointer: str,
     value: Mapping[str, object],

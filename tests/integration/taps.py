@@ -218,7 +218,7 @@ def singer_io_config(server: PgServer, database: str) -> dict[str, t.Any]:
 # Catalogs
 
 
-def _metadata_entry(stream: Mapping[str, t.Any], breadcrumb: Sequence[str]) -> dict[str, t.Any]:
+def _metadata_entry(stream: dict[str, t.Any], breadcrumb: Sequence[str]) -> dict[str, t.Any]:
     for entry in stream.get("metadata", []):
         if list(entry.get("breadcrumb", [])) == list(breadcrumb):
             return entry.setdefault("metadata", {})

@@ -70,8 +70,13 @@ def test_keyed_differences_are_empty_for_equal_rows() -> None:
 
 
 def test_keyed_differences_name_every_problem() -> None:
-    database = [{"id": 1, "amount": D("1.1")}, {"id": 2}, {"id": 3}]
-    emulator = [{"id": 1, "amount": D("1.10000001")}, {"id": 3}, {"id": 3}, {"id": 4, "x": 1}]
+    database: list[dict[str, object]] = [{"id": 1, "amount": D("1.1")}, {"id": 2}, {"id": 3}]
+    emulator: list[dict[str, object]] = [
+        {"id": 1, "amount": D("1.10000001")},
+        {"id": 3},
+        {"id": 3},
+        {"id": 4, "x": 1},
+    ]
     problems = seed.keyed_differences(seed.ITEMS, database, emulator, COLUMNS)
     text = "\n".join(problems)
     assert 'row [{"#number": "1"}] differs' in text

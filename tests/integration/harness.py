@@ -15,6 +15,21 @@ if t.TYPE_CHECKING:
     import taps
 
 
+class Emulator(t.Protocol):
+    """What the tests use of ``tests/conftest.py``'s emulator fixture."""
+
+    url: str
+    token: str | None
+
+    def rows(self, table: str) -> list[dict[str, t.Any]]:
+        """A table's rows with exact values."""
+        ...
+
+    def stats(self) -> dict[str, t.Any]:
+        """Batch statistics, overall and per table."""
+        ...
+
+
 @dataclass(frozen=True)
 class Database:
     """One test's copy of the seeded database."""

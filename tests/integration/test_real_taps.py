@@ -28,13 +28,12 @@ from dataclasses import dataclass
 import pytest
 import seed
 import taps
-from harness import Database, TapVenvs, target_command, write_json
+from harness import Database, Emulator, TapVenvs, target_command, write_json
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
 
-    from conftest import Emulator  # tests/conftest.py
     from pg import PgServer
 
 #: Generous limit for one ``tap | target`` pipe (they take seconds).

@@ -104,7 +104,7 @@ class ImportApiClient:
         """Close the connection pool."""
         self._session.close()
 
-    def __enter__(self) -> ImportApiClient:
+    def __enter__(self) -> ImportApiClient:  # noqa: PYI034
         """Use the client as a context manager."""
         return self
 
@@ -128,7 +128,7 @@ class ImportApiClient:
         with self._ready_lock:
             if self._ready:
                 return
-            self._retrying(self.status, None)
+            self._retrying(self.status)
             self._ready = True
 
     def push(self, table: str, body: bytes, *, validate_only: bool = False) -> dict[str, t.Any]:
@@ -145,7 +145,7 @@ class ImportApiClient:
         if not validate_only:
             self.wait_until_ready()
         path = VALIDATE_PATH if validate_only else BATCH_PATH
-        return self._retrying(lambda: self._request("POST", path, table, body), table)
+        return self._retrying(lambda: self._request("POST", path, table, body))
 
     # Internals
 
@@ -188,7 +188,6 @@ class ImportApiClient:
     def _retrying(
         self,
         attempt: t.Callable[[], dict[str, t.Any] | None],
-        table: str | None,
     ) -> t.Any:  # noqa: ANN401
         deadline = time.monotonic() + self.max_retry_seconds
         waits = backoff.expo(factor=self.backoff_factor, max_value=60)

@@ -16,6 +16,7 @@ import typing as t
 
 import jsonschema
 from jsonschema import Draft4Validator, ValidationError
+from jsonschema_specifications import REGISTRY as _METASCHEMAS
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -63,14 +64,25 @@ def check_schema(schema: t.Mapping[str, t.Any]) -> None:
     ExactDraft4Validator.check_schema(schema)
 
 
-def draft4_validator(schema: t.Mapping[str, t.Any]) -> jsonschema.protocols.Validator:
+def draft4_validator(
+    schema: t.Mapping[str, t.Any],
+    *,
+    check: bool = True,
+) -> jsonschema.protocols.Validator:
     """Return a Draft 4 validator (exact ``multipleOf``, no format checks) for ``schema``.
+
+    Only the metaschemas resolve as ``$ref`` targets: remote references are never fetched.
+
+    Args:
+        schema: The schema records are checked against.
+        check: First check the schema against the Draft 4 metaschema.
 
     Raises:
         jsonschema.SchemaError: The schema is not valid Draft 4.
     """
-    check_schema(schema)
-    return ExactDraft4Validator(schema)
+    if check:
+        check_schema(schema)
+    return ExactDraft4Validator(schema, registry=_METASCHEMAS)
 
 
 def error_pointer(error: ValidationError) -> str:

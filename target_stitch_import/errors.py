@@ -29,6 +29,7 @@ class ApiError(StitchImportError):
     """
 
     def __init__(self, table: str | None, status: int | None, api_message: str) -> None:
+        """Build the error; its text names the table, the status and Stitch's message."""
         self.table = table
         self.status = status
         self.api_message = api_message
@@ -47,6 +48,7 @@ class RetriableApiError(ApiError):
         api_message: str,
         retry_after: float | None = None,
     ) -> None:
+        """Build the error; ``retry_after`` is the server's ``Retry-After`` in seconds."""
         super().__init__(table, status, api_message)
         self.retry_after = retry_after
 

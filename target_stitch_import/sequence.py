@@ -38,7 +38,8 @@ TIEBREAK_SLOTS = 1000
 #: Distinct recent bookmark values whose repeat counts are remembered.
 RECENT_VALUES = 10_000
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_UTC = dt.timezone.utc
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
 _MAX_BASE = (MAX_SEQUENCE - (TIEBREAK_SLOTS - 1)) // TIEBREAK_SLOTS
 
 
@@ -49,7 +50,7 @@ class SequenceSource(str, enum.Enum):
     TIME = "time"
 
 
-class Unencodable(ValueError):
+class UnencodableError(ValueError):
     """A bookmark value that cannot be turned into a sequence (the reason is the text)."""
 
 
@@ -72,7 +73,7 @@ def _parse_text(value: str) -> dt.datetime:
         day = dt.date.fromisoformat(text)
     except ValueError:
         msg = f"text {value[:40]!r} is not an ISO 8601 date or date-time"
-        raise Unencodable(msg) from None
+        raise UnencodableError(msg) from None
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
 
 
@@ -86,27 +87,31 @@ def bookmark_base(value: object) -> int:
         ``base`` such that ``base * 1000 + tiebreak`` is the sequence.
 
     Raises:
-        Unencodable: The value has no sequence encoding (wrong type, out of range).
+        UnencodableError: The value has no sequence encoding (wrong type, out of range).
     """
     if isinstance(value, bool):
         msg = "a boolean has no order as a sequence"
-        raise Unencodable(msg)
+        raise UnencodableError(msg)
     if isinstance(value, dt.datetime):
         base = _datetime_micros(value)
     elif isinstance(value, dt.date):
-        base = _datetime_micros(dt.datetime(value.year, value.month, value.day))
+        base = _datetime_micros(dt.datetime(value.year, value.month, value.day, tzinfo=_UTC))
     elif isinstance(value, int):
         base = value
-    elif isinstance(value, decimal.Decimal) and value.is_finite() and value == value.to_integral_value():
+    elif (
+        isinstance(value, decimal.Decimal)
+        and value.is_finite()
+        and value == value.to_integral_value()
+    ):
         base = int(value)
     elif isinstance(value, str):
         base = _datetime_micros(_parse_text(value))
     else:
         msg = f"a {type(value).__name__} value has no sequence encoding"
-        raise Unencodable(msg)
+        raise UnencodableError(msg)
     if not 0 <= base <= _MAX_BASE:
         msg = f"value {value!s:.40} is outside the sequence range"
-        raise Unencodable(msg)
+        raise UnencodableError(msg)
     return base
 
 
@@ -159,7 +164,7 @@ class Sequencer:
             return self.time_based(now_ns)
         try:
             base = bookmark_base(bookmark)
-        except Unencodable as exc:
+        except UnencodableError as exc:
             if self.fallback_reason is None:
                 self.fallback_reason = str(exc)
             return self.time_based(now_ns)

@@ -1,4 +1,4 @@
-"""The target's settings: declared once (JSON schema for the SDK), read once (a frozen dataclass)."""
+"""The target's settings: declared once (JSON schema for the SDK), read once (a dataclass)."""
 
 from __future__ import annotations
 

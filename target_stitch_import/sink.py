@@ -32,10 +32,10 @@ from target_stitch_import.batch import (
     encode_upsert,
 )
 from target_stitch_import.contract import MAX_STRING_KEY_LENGTH
+from target_stitch_import.draft4 import draft4_validator, error_pointer
 from target_stitch_import.errors import RecordError
 from target_stitch_import.schema import adapt_schema
 from target_stitch_import.sender import Request
-from target_stitch_import.draft4 import draft4_validator, error_pointer
 
 if t.TYPE_CHECKING:
     from target_stitch_import.target import StreamState, TargetStitchImport
@@ -174,7 +174,8 @@ class StitchImportSink(BatchSink):
             msg = (
                 f"stream '{self.stream_name}': record {describe_key(record, key_names)} "
                 f"needs a {body_size(header, message):,}-byte request body, above "
-                f"max_batch_bytes={self._settings.max_batch_bytes:,}; it cannot be sent in any batch"
+                f"max_batch_bytes={self._settings.max_batch_bytes:,}; "
+                "it cannot be sent in any batch"
             )
             raise RecordError(msg)
         position = self._ledger.next_position()

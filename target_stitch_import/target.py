@@ -8,14 +8,11 @@ by the :class:`~target_stitch_import.checkpoints.StateLedger` instead of after e
 
 from __future__ import annotations
 
-import collections
-import logging
 import sys
 import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import msgspec
 from singer_sdk.contrib.msgspec import MsgSpecReader
@@ -37,10 +34,14 @@ from target_stitch_import.settings import CONFIG_JSONSCHEMA, Settings
 from target_stitch_import.sink import StitchImportSink
 
 if t.TYPE_CHECKING:
+    import collections
+    import logging
+    from pathlib import Path
+
     from singer_sdk.sinks import Sink
 
 _STATE_ENCODER = msgspec.json.Encoder(decimal_format="number")
-_SAFE_NAME = str.maketrans({c: "_" for c in '/\\:*?"<>| '})
+_SAFE_NAME = str.maketrans(dict.fromkeys('/\\:*?"<>| ', "_"))
 
 
 class LineReader(MsgSpecReader):

@@ -127,7 +127,7 @@ def start_emulator(tmp_path: Path) -> Iterator[Callable[..., Emulator]]:
     """Start emulators on temporary databases; all are stopped at teardown."""
     started: list[Emulator] = []
 
-    def start(*extra_args: str, token: str | None = "test-token") -> Emulator:  # noqa: S107
+    def start(*extra_args: str, token: str | None = "test-token") -> Emulator:
         number = len(started)
         emulator = Emulator(
             database=tmp_path / f"emulator-{number}.sqlite",

@@ -24,7 +24,7 @@ if t.TYPE_CHECKING:
 
     from conftest import Emulator
 
-TOKEN = "test-token"  # noqa: S105 - the emulator's test token
+TOKEN = "test-token"
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 JSON = "application/json"
 ACCEPTED = {"status": "OK", "message": "Batch Accepted!"}
@@ -62,7 +62,7 @@ def batch(
     return document
 
 
-def post(  # noqa: PLR0913 - a test helper's options
+def post(
     emulator: Emulator,
     document: object,
     *,
@@ -93,7 +93,7 @@ def storage_classes(emulator: Emulator, table: str) -> list[dict[str, str]]:
         columns = [row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')]
         data = [c for c in columns if not c.startswith("_sdc_")]
         select = ", ".join(f'typeof("{c}")' for c in data)
-        rows = conn.execute(f'SELECT {select} FROM "{table}"')  # noqa: S608 - test's own names
+        rows = conn.execute(f'SELECT {select} FROM "{table}"')
         return [dict(zip(data, row, strict=True)) for row in rows]
 
 

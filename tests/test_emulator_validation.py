@@ -137,7 +137,7 @@ REJECTED: list[tuple[str, object, str]] = [
     ),
     (
         "sequence-bool",
-        body(upsert(True, {"id": 3})),  # noqa: FBT003
+        body(upsert(True, {"id": 3})),
         _v("#/messages/0/sequence: expected type: Integer, found: Boolean"),
     ),
     (

@@ -10,9 +10,9 @@ import pytest
 from target_stitch_import.contract import MAX_SEQUENCE
 from target_stitch_import.sequence import (
     TIEBREAK_SLOTS,
-    SequenceSource,
     Sequencer,
-    Unencodable,
+    SequenceSource,
+    UnencodableError,
     bookmark_base,
 )
 
@@ -37,7 +37,7 @@ UTC = dt.timezone.utc
         ("2024-01-02", 1_704_153_600_000_000),
         (0, 0),
         (42, 42),
-        (decimal.Decimal("42"), 42),
+        (decimal.Decimal(42), 42),
         (decimal.Decimal("4.2E+1"), 42),
     ],
 )
@@ -60,7 +60,7 @@ def test_bookmark_base(value: object, base: int) -> None:
     ],
 )
 def test_unencodable_values(value: object) -> None:
-    with pytest.raises(Unencodable):
+    with pytest.raises(UnencodableError):
         bookmark_base(value)
 
 

@@ -12,7 +12,6 @@ import typing as t
 from pathlib import Path
 
 import pytest
-
 from targetrun import (
     COMMAND,
     activate_version,
@@ -54,7 +53,7 @@ ORDERS_PROPERTIES = {
 }
 
 
-def config(emulator: Emulator, **extra: t.Any) -> dict[str, t.Any]:  # noqa: ANN401
+def config(emulator: Emulator, **extra: t.Any) -> dict[str, t.Any]:
     """A target config pointing at the emulator."""
     return {"token": TOKEN, "api_url": emulator.url, "max_retry_seconds": 30, **extra}
 
@@ -233,7 +232,7 @@ def test_age_flush_sends_while_the_tap_is_idle(emulator: Emulator, tmp_path: Pat
     assert len(emulator.rows("slow")) == 4
 
 
-def read_line(process: t.Any, timeout: float) -> str:  # noqa: ANN401
+def read_line(process: t.Any, timeout: float) -> str:
     """Read one stdout line of a running process, failing after ``timeout`` seconds."""
     box: list[str] = []
     reader = threading.Thread(target=lambda: box.append(process.stdout.readline()), daemon=True)

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 import jsonschema
 import referencing.exceptions
 import simplejson
-from jsonschema_specifications import REGISTRY as SPECIFICATIONS
 
 from target_stitch_import.contract import (
     MAX_DATA_POINTS,
@@ -37,7 +36,7 @@ from target_stitch_import.contract import (
     MAX_SEQUENCE,
     MAX_STRING_KEY_LENGTH,
 )
-from target_stitch_import.draft4 import ExactDraft4Validator, error_pointer
+from target_stitch_import.draft4 import check_schema, draft4_validator, error_pointer
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -349,13 +348,12 @@ def _compile_schema(schema: dict[str, t.Any]) -> jsonschema.protocols.Validator:
     if not isinstance(schema["properties"], dict):
         found = everit_type(schema["properties"])
         _reject(f"Invalid JSON schema: properties: expected: JSONObject, found: {found}")
-    # An explicit registry: only the metaschemas resolve, remote references are never fetched.
-    return ExactDraft4Validator(schema, registry=SPECIFICATIONS)
+    return draft4_validator(schema, check=False)
 
 
 def _check_metaschema(schema: dict[str, t.Any]) -> None:
     try:
-        ExactDraft4Validator.check_schema(schema)
+        check_schema(schema)
     except jsonschema.SchemaError as exc:
         where = error_pointer(exc)
         _reject(f"Invalid JSON schema: {where}: {_short(exc.message)}")

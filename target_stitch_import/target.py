@@ -215,6 +215,8 @@ class TargetStitchImport(Target):
     @override
     def _process_schema_message(self, message_dict: dict) -> None:
         bookmarks = message_dict.get("bookmark_properties") or ()
+        if isinstance(bookmarks, str):  # some taps send one name, not a list
+            bookmarks = (bookmarks,)
         self._bookmarks[message_dict.get("stream", "")] = tuple(
             name for name in bookmarks if isinstance(name, str)
         )
@@ -277,7 +279,12 @@ class TargetStitchImport(Target):
         max_age = self.settings.max_batch_age_seconds
         interval = min(1.0, max_age / 4)
         while not self._stop.wait(interval):
-            sinks = [*self._sinks_active.values(), *self._sinks_to_clear]
+            if self.sender.failed:  # the reading thread reports the failure
+                return
+            try:
+                sinks = [*self._sinks_active.values(), *self._sinks_to_clear]
+            except RuntimeError:  # the reading thread changed the sinks: next tick
+                continue
             now = time.monotonic()
             for sink in sinks:
                 if isinstance(sink, StitchImportSink):

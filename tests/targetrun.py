@@ -66,6 +66,12 @@ class Result:
     stderr: str
 
     @property
+    def last_error_line(self) -> str:
+        """The last line on stderr (where a failed run says why)."""
+        lines = self.stderr.strip().splitlines()
+        return lines[-1] if lines else ""
+
+    @property
     def states(self) -> list[t.Any]:
         """The STATE values written to stdout, in order."""
         return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]

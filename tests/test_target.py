@@ -206,7 +206,7 @@ def test_a_record_too_large_for_any_batch_stops_the_run(emulator: Emulator, tmp_
         tmp_path,
     )
     assert result.returncode == 1
-    last = result.stderr.strip().splitlines()[-1]
+    last = result.last_error_line
     assert "stream 'big'" in last
     assert "k-42" in last
     assert "max_batch_bytes" in last
@@ -339,7 +339,7 @@ def test_validate_only_reports_what_stitch_would_reject(emulator: Emulator, tmp_
         tmp_path,
     )
     assert result.returncode == 1
-    last = result.stderr.strip().splitlines()[-1]
+    last = result.last_error_line
     assert "table 'v'" in last
     assert "HTTP 400" in last
 
@@ -376,7 +376,7 @@ def test_a_400_stops_the_run_with_one_readable_line(emulator: Emulator, tmp_path
     assert result.returncode == 1
     assert result.states == []
     assert_clean(result.stderr)
-    last = result.stderr.strip().splitlines()[-1]
+    last = result.last_error_line
     assert last.startswith("target-stitch-import: error: table 'bad': HTTP 400: ")
     assert "did not conform to schema" in last
     assert "Traceback" not in result.stderr
@@ -390,7 +390,7 @@ def test_local_validation_names_stream_key_and_field(emulator: Emulator, tmp_pat
         tmp_path,
     )
     assert result.returncode == 1
-    last = result.stderr.strip().splitlines()[-1]
+    last = result.last_error_line
     assert "stream 'bad'" in last
     assert "id=7" in last
     assert "#/n" in last
@@ -406,7 +406,7 @@ def test_wrong_token_stops_the_run_without_printing_it(start_emulator: t.Callabl
     )
     assert result.returncode == 1
     assert_clean(result.stderr)
-    assert "HTTP 401" in result.stderr.strip().splitlines()[-1]
+    assert "HTTP 401" in result.last_error_line
     assert "Not Authorized" in result.stderr
 
 
@@ -462,7 +462,7 @@ def test_retries_give_up_after_max_retry_seconds(start_emulator: t.Callable[...,
     )
     assert result.returncode == 1
     assert result.states == []
-    last = result.stderr.strip().splitlines()[-1]
+    last = result.last_error_line
     assert "table 'down': HTTP 503" in last
     assert "gave up" in last
 
@@ -474,7 +474,7 @@ def test_null_key_is_refused_before_sending(emulator: Emulator, tmp_path: Path) 
         tmp_path,
     )
     assert result.returncode == 1
-    assert "key property 'id'" in result.stderr.strip().splitlines()[-1]
+    assert "key property 'id'" in result.last_error_line
 
 
 def test_config_from_environment(emulator: Emulator, tmp_path: Path) -> None:
@@ -503,7 +503,7 @@ def test_bad_input_lines_end_with_one_line(emulator: Emulator, tmp_path: Path, l
     result = run_target(config(emulator), [line], tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert expected in result.stderr.strip().splitlines()[-1]
+    assert expected in result.last_error_line
 
 
 def test_blank_lines_are_skipped(emulator: Emulator, tmp_path: Path) -> None:
@@ -544,3 +544,15 @@ def test_sigterm_drains_and_writes_the_state(emulator: Emulator, tmp_path: Path)
     assert process.wait(timeout=30) == 0
     assert json.loads(process.stdout.read().strip().splitlines()[-1]) == {"upto": 9}
     assert len(emulator.rows("term")) == 10
+
+
+def test_a_single_bookmark_name_as_text_is_understood(emulator: Emulator, tmp_path: Path) -> None:
+    head = schema("one", {"id": {"type": "integer"}, "u": {"type": "integer"}}, ["id"])
+    head["bookmark_properties"] = "u"  # not a list, as some taps write it
+    result = run_target(
+        config(emulator),
+        [head, record("one", {"id": 1, "u": 9}), record("one", {"id": 1, "u": 3})],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert emulator.rows("one") == [{"id": 1, "u": 9}]

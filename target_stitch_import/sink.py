@@ -156,6 +156,13 @@ class StitchImportSink(BatchSink):
                     f"has no value for key property '{name}' (Stitch needs non-null keys)"
                 )
                 raise RecordError(msg)
+            if isinstance(value, (dict, list)):
+                msg = (
+                    f"stream '{self.stream_name}': key property '{name}' holds "
+                    f"{'an object' if isinstance(value, dict) else 'an array'}; Stitch keys "
+                    "must be scalar values"
+                )
+                raise RecordError(msg)
             if isinstance(value, str) and len(value) >= MAX_STRING_KEY_LENGTH:
                 msg = (
                     f"stream '{self.stream_name}': key property '{name}' is "

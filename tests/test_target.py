@@ -556,3 +556,21 @@ def test_a_single_bookmark_name_as_text_is_understood(emulator: Emulator, tmp_pa
     )
     assert result.returncode == 0, result.stderr
     assert emulator.rows("one") == [{"id": 1, "u": 9}]
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [({"a": 1}, "holds an object"), ([1], "holds an array"), ("k" * 256, "256 characters long")],
+    ids=["object", "array", "long-string"],
+)
+def test_keys_stitch_would_refuse_stop_the_run(
+    emulator: Emulator, tmp_path: Path, key: object, expected: str,
+) -> None:
+    result = run_target(
+        config(emulator, validate_records=False),
+        [schema("keys", {"id": {}}, ["id"]), record("keys", {"id": key})],
+        tmp_path,
+    )
+    assert result.returncode == 1
+    assert "stream 'keys'" in result.last_error_line
+    assert expected in result.last_error_line

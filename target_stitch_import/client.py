@@ -71,7 +71,7 @@ class ImportApiClient:
         timeout: float,
         max_retry_seconds: float,
         backoff_factor: float = 0.5,
-        sleep: t.Callable[[float], None] = time.sleep,
+        sleep: t.Callable[[float], object] = time.sleep,
     ) -> None:
         """Create a client.
 

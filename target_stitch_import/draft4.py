@@ -25,7 +25,7 @@ if t.TYPE_CHECKING:
 def _exact(number: object) -> fractions.Fraction:
     if isinstance(number, float):
         return fractions.Fraction(repr(number))
-    return fractions.Fraction(number)  # type: ignore[arg-type]
+    return fractions.Fraction(number)  # type: ignore[call-overload]
 
 
 def _multiple_of(

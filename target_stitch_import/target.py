@@ -296,15 +296,6 @@ class TargetStitchImport(Target):
     # End of run
 
     @override
-    def listen(self, file_input: t.IO[str] | None = None) -> None:
-        """Read all input; on any error stop background work at once (no waiting)."""
-        try:
-            super().listen(file_input)
-        except BaseException:
-            self.stop()
-            raise
-
-    @override
     def process_endofpipe(self) -> None:
         """Drain every sink, wait for every acknowledgement, then report."""
         try:

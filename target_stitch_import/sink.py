@@ -51,6 +51,21 @@ def describe_key(record: t.Mapping[str, t.Any], key_names: t.Sequence[str]) -> s
     return text if len(text) <= _KEY_TEXT_LIMIT else text[:_KEY_TEXT_LIMIT] + "..."
 
 
+def key_problem(value: object) -> str | None:
+    """Return why Stitch would refuse ``value`` as a key value (None when it is fine)."""
+    if value is None:
+        return "has no value (Stitch needs non-null keys)"
+    if isinstance(value, (dict, list)):
+        kind = "an object" if isinstance(value, dict) else "an array"
+        return f"holds {kind}; Stitch keys must be scalar values"
+    if isinstance(value, str) and len(value) >= MAX_STRING_KEY_LENGTH:
+        return (
+            f"is {len(value)} characters long; Stitch takes string keys of at most "
+            f"{MAX_STRING_KEY_LENGTH - 1}"
+        )
+    return None
+
+
 class Draft4RecordValidator(BaseJSONSchemaValidator):
     """Validates records as Stitch does: JSON Schema Draft 4 against the schema sent."""
 
@@ -149,25 +164,11 @@ class StitchImportSink(BatchSink):
         self._sender.raise_if_failed()
         key_names = self.key_properties
         for name in key_names:
-            value = record.get(name)
-            if value is None:
+            problem = key_problem(record.get(name))
+            if problem is not None:
                 msg = (
-                    f"stream '{self.stream_name}': record {describe_key(record, key_names)} "
-                    f"has no value for key property '{name}' (Stitch needs non-null keys)"
-                )
-                raise RecordError(msg)
-            if isinstance(value, (dict, list)):
-                msg = (
-                    f"stream '{self.stream_name}': key property '{name}' holds "
-                    f"{'an object' if isinstance(value, dict) else 'an array'}; Stitch keys "
-                    "must be scalar values"
-                )
-                raise RecordError(msg)
-            if isinstance(value, str) and len(value) >= MAX_STRING_KEY_LENGTH:
-                msg = (
-                    f"stream '{self.stream_name}': key property '{name}' is "
-                    f"{len(value)} characters long; Stitch takes string keys of at most "
-                    f"{MAX_STRING_KEY_LENGTH - 1}"
+                    f"stream '{self.stream_name}': record {describe_key(record, key_names)}: "
+                    f"key property '{name}' {problem}"
                 )
                 raise RecordError(msg)
         stream = self._stream
@@ -177,10 +178,11 @@ class StitchImportSink(BatchSink):
         sequence = stream.sequence_for(record)
         message = encode_upsert(sequence, record)
         header = self._header(version)
-        if body_size(header, message) > self._settings.max_batch_bytes:
+        needed = body_size(header, message)
+        if needed > self._settings.max_batch_bytes:
             msg = (
                 f"stream '{self.stream_name}': record {describe_key(record, key_names)} "
-                f"needs a {body_size(header, message):,}-byte request body, above "
+                f"needs a {needed:,}-byte request body, above "
                 f"max_batch_bytes={self._settings.max_batch_bytes:,}; "
                 "it cannot be sent in any batch"
             )

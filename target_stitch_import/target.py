@@ -8,6 +8,7 @@ by the :class:`~target_stitch_import.checkpoints.StateLedger` instead of after e
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -149,7 +150,7 @@ class TargetStitchImport(Target):
         settings = self.settings
         if settings.dry_run_dir is not None:
             settings.dry_run_dir.mkdir(parents=True, exist_ok=True)
-            return self._write_body
+            return functools.partial(self._write_body, settings.dry_run_dir)
         self._client = ImportApiClient(
             settings.base_url,
             settings.token,
@@ -162,12 +163,11 @@ class TargetStitchImport(Target):
             return lambda table, body: client.push(table, body, validate_only=True)
         return client.push
 
-    def _write_body(self, table: str, body: bytes) -> Path:
-        assert self.settings.dry_run_dir is not None  # noqa: S101 - set when chosen
+    def _write_body(self, directory: Path, table: str, body: bytes) -> Path:
         with self._dry_run_lock:
             self._dry_run_count += 1
             number = self._dry_run_count
-        path = self.settings.dry_run_dir / f"{number:06d}-{table.translate(_SAFE_NAME)}.json"
+        path = directory / f"{number:06d}-{table.translate(_SAFE_NAME)}.json"
         path.write_bytes(body)
         return path
 

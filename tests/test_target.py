@@ -574,3 +574,23 @@ def test_keys_stitch_would_refuse_stop_the_run(
     assert result.returncode == 1
     assert "stream 'keys'" in result.last_error_line
     assert expected in result.last_error_line
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"max_batch_bytes": 4_000_001}, "max_batch_bytes must be between"),
+        ({"batch_size_rows": 20_001}, "batch_size_rows must be between"),
+        ({"max_requests_in_flight": 0}, "max_requests_in_flight must be between"),
+        ({"api_url": "ftp://example"}, "api_url must start with http"),
+        ({"validate_only": True, "dry_run_dir": "out"}, "cannot be used together"),
+        ({"region": "mars"}, "'mars' is not one of ['us', 'eu']"),
+        ({"token": None}, "'token' is a required property"),
+    ],
+)
+def test_bad_settings_are_refused(tmp_path: Path, settings: dict[str, t.Any], expected: str) -> None:
+    cfg = {"token": TOKEN, "api_url": "http://127.0.0.1:9", **settings}
+    result = run_target({k: v for k, v in cfg.items() if v is not None}, [], tmp_path)
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr

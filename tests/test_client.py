@@ -1,0 +1,51 @@
+"""Unit tests of the client's pure helpers: Stitch's message and Retry-After."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+import pytest
+import requests
+
+from target_stitch_import.client import api_message, retry_after_seconds
+
+
+def response(status: int, body: bytes, headers: dict[str, str] | None = None) -> requests.Response:
+    made = requests.Response()
+    made.status_code = status
+    made._content = body
+    made.headers.update(headers or {})
+    made.reason = "Reason"
+    return made
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"error": "Record 0 did not conform to schema: #/n: expected: Integer, found: String"}',
+         "Record 0 did not conform to schema: #/n: expected: Integer, found: String"),
+        (b'{"message": "Not Authorized"}', "Not Authorized"),
+        (b'{"error": "Forbidden", "errors": {"error": "Connection is not active."}}',
+         "Forbidden: Connection is not active."),
+        (b'{"status": "ERROR", "message": "Request rejected: request size (5 bytes) exceeds the maximum"}',
+         "Request rejected: request size (5 bytes) exceeds the maximum"),
+        (b"<html>Bad Gateway</html>", "<html>Bad Gateway</html>"),
+        (b"", "Reason"),
+        (b'"just text"', "just text"),
+        (b"x" * 5000, "x" * 500),
+    ],
+)
+def test_api_message(body: bytes, message: str) -> None:
+    assert api_message(response(400, body)) == message
+
+
+def test_retry_after_seconds() -> None:
+    assert retry_after_seconds(response(429, b"", {"Retry-After": "7"})) == 7
+    assert retry_after_seconds(response(429, b"", {"Retry-After": "-3"})) == 0
+    assert retry_after_seconds(response(429, b"")) is None
+    assert retry_after_seconds(response(429, b"", {"Retry-After": "soon"})) is None
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    waited = retry_after_seconds(response(503, b"", {"Retry-After": later}))
+    assert waited is not None
+    assert 25 <= waited <= 31

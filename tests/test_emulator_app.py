@@ -157,3 +157,15 @@ def test_a_stopping_server_refuses_new_requests(running: Running) -> None:
     )
     assert refused.headers["Connection"] == "close"
     assert running.server.storage.tables() == {}
+
+
+def test_an_absurd_content_length_is_refused_at_once(running: Running) -> None:
+    request = (
+        b"POST " + BATCH_PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+        b"Authorization: Bearer any\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 99999999999999999999\r\n\r\n"
+    )
+    answer = raw_exchange(running.url, request)
+    assert answer.startswith(b"HTTP/1.1 413")
+    assert b"Connection: close" in answer
+    assert requests.get(running.url + STATUS_PATH, timeout=10).status_code == 200

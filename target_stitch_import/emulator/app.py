@@ -47,6 +47,9 @@ if t.TYPE_CHECKING:
 
     from target_stitch_import.emulator.storage import Storage
 
+#: Bodies declared larger than this many times the limit are not drained before the 413.
+_DRAIN_FACTOR = 16
+_SOCKET_TIMEOUT = 120
 _CHUNK = 1 << 16
 _NOT_AUTHORIZED = Answer(401, {"message": "Not Authorized"})
 _INACTIVE = Answer(403, {"error": "Forbidden", "errors": {"error": "Connection is not active."}})
@@ -193,6 +196,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     # client's delayed ACK hold the body back for ~40 ms.
     disable_nagle_algorithm = True
     server_version = f"stitch-import-emulator/{__version__}"
+    # Socket timeout: an idle keep-alive connection, or a client that stops sending its
+    # body, frees its thread after this many seconds.
+    timeout = _SOCKET_TIMEOUT
 
     def do_GET(self) -> None:
         """Answer a GET."""
@@ -218,7 +224,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 elif self._read_body(limit=None) is not None:
                     self.close_connection = True
                     self._send(Answer(503, {"error": "the emulator is shutting down"}))
-            except ConnectionError:
+            except (ConnectionError, TimeoutError):
                 self.close_connection = True
                 self._status = "client-gone"
             except Exception as exc:  # noqa: BLE001 - the server must keep serving
@@ -290,6 +296,10 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             if len(data) < length:
                 raise ConnectionResetError
             return _Body(data, length, oversized=False)
+        if limit is not None and length > _DRAIN_FACTOR * limit:
+            # Far too large to be worth reading: answer at once and close the connection.
+            self.close_connection = True
+            return _Body(None, length, oversized=True)
         remaining = length
         while remaining:
             chunk = self.rfile.read(min(_CHUNK, remaining))

@@ -37,6 +37,7 @@ setup(
     extras_require={
         "test": [
             "pytest>=8,<10",
+            "hypothesis>=6,<7",
             "singer-sdk[testing,msgspec]>=0.54.9,<0.55",
         ],
     },

@@ -32,7 +32,7 @@ from target_stitch_import.batch import (
     encode_upsert,
 )
 from target_stitch_import.contract import MAX_STRING_KEY_LENGTH
-from target_stitch_import.draft4 import draft4_validator, error_pointer
+from target_stitch_import.draft4 import compile_draft4, error_pointer
 from target_stitch_import.errors import RecordError
 from target_stitch_import.schema import adapt_schema
 from target_stitch_import.sender import Request
@@ -79,7 +79,7 @@ class Draft4RecordValidator(BaseJSONSchemaValidator):
         self._stream = stream
         self._key_names = key_names
         try:
-            self._validator = draft4_validator(schema)
+            self._checker = compile_draft4(schema)
         except jsonschema.SchemaError as exc:
             msg = f"stream '{stream}': the schema is not valid JSON Schema Draft 4: {exc.message}"
             raise RecordError(msg) from None
@@ -99,7 +99,7 @@ class Draft4RecordValidator(BaseJSONSchemaValidator):
                 f"lacks key propert{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}"
             )
             raise MissingKeyPropertiesError(msg)
-        error = jsonschema.exceptions.best_match(self._validator.iter_errors(record))
+        error = self._checker.first_error(record)
         if error is None:
             return
         msg = (

@@ -36,7 +36,7 @@ from target_stitch_import.contract import (
     MAX_SEQUENCE,
     MAX_STRING_KEY_LENGTH,
 )
-from target_stitch_import.draft4 import check_schema, draft4_validator, error_pointer
+from target_stitch_import.draft4 import Draft4Checker, check_schema, compile_draft4, error_pointer
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -45,7 +45,7 @@ if t.TYPE_CHECKING:
 RESERVED_TABLE_PREFIXES = ("_emulator_", "sqlite_")
 #: Deepest nesting of objects and arrays accepted inside one record's ``data``.
 MAX_RECORD_DEPTH = 100
-#: Compiled schema validators kept for reuse (batches of one table repeat their schema).
+#: Compiled schemas kept for reuse (batches of one table repeat their schema).
 SCHEMA_CACHE_SIZE = 64
 
 UPSERT = "upsert"
@@ -324,8 +324,8 @@ def _walk(schema: Mapping[str, object]) -> Iterator[Mapping[str, object]]:
             pending.extend(reversed(list(_subschemas(current))))
 
 
-def _compile_schema(schema: dict[str, t.Any]) -> jsonschema.protocols.Validator:
-    """Check ``schema`` and compile its validator.
+def _compile_schema(schema: dict[str, t.Any]) -> Draft4Checker:
+    """Check ``schema`` and compile it.
 
     Raises:
         _InvalidError: The schema is not usable.
@@ -348,7 +348,7 @@ def _compile_schema(schema: dict[str, t.Any]) -> jsonschema.protocols.Validator:
     if not isinstance(schema["properties"], dict):
         found = everit_type(schema["properties"])
         _reject(f"Invalid JSON schema: properties: expected: JSONObject, found: {found}")
-    return draft4_validator(schema, check=False)
+    return compile_draft4(schema, check=False)
 
 
 def _check_metaschema(schema: dict[str, t.Any]) -> None:
@@ -452,7 +452,7 @@ def _conformance_text(index: int, error: jsonschema.ValidationError) -> str:
 
 
 class BatchValidator:
-    """Validates request bodies; keeps a bounded LRU of compiled schema validators.
+    """Validates request bodies; keeps a bounded LRU of compiled schemas.
 
     Thread-safe: one instance serves all of the emulator's request threads.
     """
@@ -460,13 +460,13 @@ class BatchValidator:
     def __init__(self, cache_size: int = SCHEMA_CACHE_SIZE) -> None:
         """Create a validator keeping up to ``cache_size`` compiled schemas."""
         self._cache_size = cache_size
-        self._cache: collections.OrderedDict[str, jsonschema.protocols.Validator]
+        self._cache: collections.OrderedDict[str, Draft4Checker]
         self._cache = collections.OrderedDict()
         self._lock = threading.Lock()
 
     @property
     def cached_schemas(self) -> int:
-        """How many compiled schema validators are cached."""
+        """How many compiled schemas are cached."""
         with self._lock:
             return len(self._cache)
 
@@ -493,18 +493,18 @@ class BatchValidator:
             return bad_request(f"{_PREFIX} body contains a lone UTF-16 surrogate (not Unicode)")
         try:
             batch = _parse_envelope(document)
-            validator = self._validator(batch.schema)
+            checker = self._checker(batch.schema)
             for key in batch.key_names:
                 if key not in batch.schema["properties"]:
                     _reject(
                         f"{_PREFIX}#/key_names: key property {key} is not a property of the schema",
                     )
-            self._check_records(batch, validator)
+            self._check_records(batch, checker)
         except _InvalidError as invalid:
             return bad_request(invalid.text)
         return batch
 
-    def _validator(self, schema: dict[str, t.Any]) -> jsonschema.protocols.Validator:
+    def _checker(self, schema: dict[str, t.Any]) -> Draft4Checker:
         key = canonical_json(schema)
         with self._lock:
             cached = self._cache.get(key)
@@ -519,18 +519,17 @@ class BatchValidator:
         return compiled
 
     @staticmethod
-    def _check_records(batch: Batch, validator: jsonschema.protocols.Validator) -> None:
+    def _check_records(batch: Batch, checker: Draft4Checker) -> None:
         for index, message in enumerate(batch.messages):
             if message.data is None:
                 continue
             _check_record_shape(index, message.data, batch.key_names)
             try:
-                errors = list(validator.iter_errors(message.data))
+                error = checker.first_error(message.data)
             except RecursionError:
                 _reject(f"Record {index} is nested too deeply to validate")
             except referencing.exceptions.Unresolvable as exc:  # a $ref that names nothing
                 reference = _short(str(exc.ref))
                 _reject(f"Invalid JSON schema: $ref {reference} can not be resolved")
-            if errors:
-                best = jsonschema.exceptions.best_match(errors)
-                _reject(_conformance_text(index, t.cast("jsonschema.ValidationError", best)))
+            if error is not None:
+                _reject(_conformance_text(index, error))

@@ -504,11 +504,11 @@ class _Compiler:
     def _dependencies_test(self, dependencies: object) -> _Test:
         if not isinstance(dependencies, dict):
             _unsupported()
-        needs: list[tuple[str, tuple[str, ...]]] = []
+        needs: list[tuple[str, frozenset[str]]] = []
         implies: list[tuple[str, frozenset[type], _Test]] = []
         for name, dependency in dependencies.items():
             if isinstance(dependency, list):
-                needs.append((name, _names(dependency)))
+                needs.append((name, frozenset(_names(dependency))))
             else:
                 implies.append((name, *self._pair(dependency)))
         return _dependencies_test(tuple(needs), tuple(implies))
@@ -572,15 +572,13 @@ def _schemas(value: object) -> list[object]:
 
 
 def _dependencies_test(
-    needs: tuple[tuple[str, tuple[str, ...]], ...],
+    needs: tuple[tuple[str, frozenset[str]], ...],
     implies: tuple[tuple[str, frozenset[type], _Test], ...],
 ) -> _Test:
     def test(value: dict[str, object]) -> bool:
         for name, names in needs:
-            if name in value:
-                for each in names:
-                    if each not in value:
-                        return False
+            if name in value and not value.keys() >= names:
+                return False
         for name, fast, check in implies:
             if name in value and type(value) not in fast and not check(value):
                 return False
@@ -615,19 +613,18 @@ def _members_test(
     extra: tuple[frozenset[type], _Test] | None,
     covered: Callable[[str], object] | None,
 ) -> _Test:
+    known = _properties_test(required, named)
+
     def test(value: dict[str, object]) -> bool:
-        if required is not None and not value.keys() >= required:
+        if not known(value):
             return False
         for name, member in value.items():
-            entry = named.get(name)
-            if entry is not None and type(member) not in entry[0] and not entry[1](member):
-                return False
             for search, fast, check in matched:
                 if search(name) is not None and type(member) not in fast and not check(member):
                     return False
             if (
                 extra is not None
-                and entry is None
+                and name not in named
                 and (covered is None or covered(name) is None)
                 and type(member) not in extra[0]
                 and not extra[1](member)

@@ -23,7 +23,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema._utils import uniq
 
-from target_stitch_import.draft4 import check_schema, compile_draft4, draft4_validator
+from target_stitch_import.draft4 import (
+    _TYPE_CLASSES,
+    ExactDraft4Validator,
+    check_schema,
+    compile_draft4,
+    draft4_validator,
+)
 
 D = decimal.Decimal
 EXAMPLES = int(os.environ.get("DRAFT4_EXAMPLES", "300"))
@@ -410,6 +416,15 @@ def test_verdicts(schema: dict[str, t.Any], instance: object, valid: bool) -> No
     assert (checker.first_error(instance) is None) is valid
 
 
+@pytest.mark.parametrize(
+    "value",
+    [None, True, False, 0, 2**70, 0.0, 1.0, D("1"), D("1.0"), D("-2.5"), "x", {"a": 1}, [1]],
+)
+def test_json_classes_are_typed_as_jsonschema_types_them(value: object) -> None:
+    for name, classes in _TYPE_CLASSES.items():
+        assert (type(value) in classes) is ExactDraft4Validator.TYPE_CHECKER.is_type(value, name)
+
+
 # Schemas the compiler leaves to jsonschema, with verdicts that must still be right.
 FALLBACKS: dict[str, tuple[dict[str, t.Any], list[tuple[object, bool]]]] = {
     "id": ({"id": "http://example.com/s.json", "type": "string"}, [("x", True), (1, False)]),
@@ -661,6 +676,7 @@ def _outcome(is_valid: t.Callable[[object], bool], value: object) -> object:
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(schema=root_schemas(), instances=st.lists(values, min_size=1, max_size=6))

@@ -16,6 +16,7 @@ from target_stitch_import.sequence import SequenceSource
 #: The smallest body limit that still leaves room for a header and one small record.
 MIN_BATCH_BYTES = 1_000
 MAX_IN_FLIGHT = 16
+DEFAULT_BUFFERED_BYTES = 100_000_000
 
 CONFIG_JSONSCHEMA = th.PropertiesList(
     th.Property(
@@ -91,6 +92,17 @@ CONFIG_JSONSCHEMA = th.PropertiesList(
         ),
     ),
     th.Property(
+        "max_buffered_bytes",
+        th.IntegerType,
+        default=DEFAULT_BUFFERED_BYTES,
+        title="Memory ceiling for open batches (bytes)",
+        description=(
+            "When the open batches of all tables together hold more than this, the largest "
+            "are sent at once (many streams cannot pile up max_batch_bytes each); at least "
+            "max_batch_bytes."
+        ),
+    ),
+    th.Property(
         "max_requests_in_flight",
         th.IntegerType,
         default=2,
@@ -157,6 +169,7 @@ class Settings:
     max_batch_age_seconds: float
     request_timeout_seconds: float
     max_retry_seconds: float
+    max_buffered_bytes: int
     max_requests_in_flight: int
     sequence_source: SequenceSource
     schema_mode: SchemaMode
@@ -193,6 +206,7 @@ class Settings:
             max_batch_age_seconds=float(get("max_batch_age_seconds", 60)),
             request_timeout_seconds=float(get("request_timeout_seconds", 120)),
             max_retry_seconds=float(get("max_retry_seconds", 600)),
+            max_buffered_bytes=int(get("max_buffered_bytes", DEFAULT_BUFFERED_BYTES)),
             max_requests_in_flight=int(get("max_requests_in_flight", 2)),
             sequence_source=sequence_source,
             schema_mode=schema_mode,
@@ -221,6 +235,10 @@ class Settings:
             (self.max_batch_age_seconds <= 0, "max_batch_age_seconds must be positive"),
             (self.request_timeout_seconds <= 0, "request_timeout_seconds must be positive"),
             (self.max_retry_seconds < 0, "max_retry_seconds must not be negative"),
+            (
+                self.max_buffered_bytes < self.max_batch_bytes,
+                "max_buffered_bytes must be at least max_batch_bytes",
+            ),
             (
                 not 1 <= self.max_requests_in_flight <= MAX_IN_FLIGHT,
                 f"max_requests_in_flight must be between 1 and {MAX_IN_FLIGHT}",

@@ -198,6 +198,13 @@ class StitchImportSink(BatchSink):
             batch.add(message)
             if batch.is_full:
                 self._send_locked()
+        self._target.buffered(len(message))
+
+    @property
+    def open_bytes(self) -> int:
+        """Bytes of the open batch's body so far (0 when none is open)."""
+        batch = self._batch
+        return batch.size if batch is not None else 0
 
     def _header(self, version: int | None) -> bytes:
         header = self._headers.get(version)

@@ -42,6 +42,9 @@ if t.TYPE_CHECKING:
     from singer_sdk.sinks import Sink
 
 _STATE_ENCODER = msgspec.json.Encoder(decimal_format="number")
+#: Bytes that may join open batches between two checks of the memory ceiling (at most;
+#: an eighth of the ceiling when that is smaller).
+_CEILING_CHECK_BYTES = 1 << 20
 _SAFE_NAME = str.maketrans(dict.fromkeys('/\\:*?"<>| ', "_"))
 
 
@@ -136,6 +139,8 @@ class TargetStitchImport(Target):
         self._dry_run_lock = threading.Lock()
         self._stop = threading.Event()
         self._age_thread: threading.Thread | None = None
+        self._unchecked_bytes = 0
+        self._ceiling_step = min(_CEILING_CHECK_BYTES, self.settings.max_buffered_bytes // 8)
         emit = self._write_state_line if self.settings.writes_state else self._skip_state
         self.ledger = StateLedger(emit)
         self.sender = Sender(self._deliverer(), self.ledger, self.settings.max_requests_in_flight)
@@ -263,6 +268,28 @@ class TargetStitchImport(Target):
                 )
                 continue
             sink.activate_version(message_dict["version"])
+
+    # Memory ceiling
+
+    def buffered(self, size: int) -> None:
+        """Count bytes added to open batches; past the ceiling, send the largest batches."""
+        self._unchecked_bytes += size
+        if self._unchecked_bytes < self._ceiling_step:
+            return
+        self._unchecked_bytes = 0
+        sinks = [
+            sink
+            for sink in (*self._sinks_active.values(), *self._sinks_to_clear)
+            if isinstance(sink, StitchImportSink)
+        ]
+        total = sum(sink.open_bytes for sink in sinks)
+        ceiling = self.settings.max_buffered_bytes
+        for sink in sorted(sinks, key=lambda s: s.open_bytes, reverse=True):
+            if total <= ceiling:
+                break
+            total -= sink.open_bytes
+            self.logger.debug("Above max_buffered_bytes: sending '%s'", sink.stream_name)
+            sink.send_pending()
 
     # Age flush
 

@@ -582,6 +582,7 @@ def test_keys_stitch_would_refuse_stop_the_run(
         ({"max_batch_bytes": 4_000_001}, "max_batch_bytes must be between"),
         ({"batch_size_rows": 20_001}, "batch_size_rows must be between"),
         ({"max_requests_in_flight": 0}, "max_requests_in_flight must be between"),
+        ({"max_buffered_bytes": 3_999_999}, "max_buffered_bytes must be at least max_batch_bytes"),
         ({"api_url": "ftp://example"}, "api_url must start with http"),
         ({"validate_only": True, "dry_run_dir": "out"}, "cannot be used together"),
         ({"region": "mars"}, "'mars' is not one of ['us', 'eu']"),
@@ -594,3 +595,26 @@ def test_bad_settings_are_refused(tmp_path: Path, settings: dict[str, t.Any], ex
     assert result.returncode == 1
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_memory_ceiling_sends_the_largest_open_batch(emulator: Emulator, tmp_path: Path) -> None:
+    process = start_target(
+        config(emulator, max_batch_bytes=100_000, max_buffered_bytes=100_000, max_batch_age_seconds=600),
+        tmp_path,
+    )
+    assert process.stdin is not None
+    props = {"id": {"type": "integer"}, "pad": {"type": "string"}}
+    process.stdin.write(json.dumps(schema("a", props, ["id"])) + "\n")
+    process.stdin.write(json.dumps(schema("b", props, ["id"])) + "\n")
+    for i in range(60):  # ~60 KB open in table a
+        process.stdin.write(json.dumps(record("a", {"id": i, "pad": "x" * 1_000})) + "\n")
+    process.stdin.write(json.dumps(state({"after": "a"})) + "\n")
+    for i in range(50):  # ~50 KB more in table b: together above the ceiling
+        process.stdin.write(json.dumps(record("b", {"id": i, "pad": "y" * 1_000})) + "\n")
+    process.stdin.flush()
+    # Neither batch is full nor old: only the ceiling can send a's batch and free its STATE.
+    assert json.loads(read_line(process, timeout=20)) == {"after": "a"}
+    assert len(emulator.rows("a")) == 60
+    process.stdin.close()
+    assert process.wait(timeout=60) == 0
+    assert len(emulator.rows("b")) == 50

@@ -258,7 +258,11 @@ class TargetStitchImport(Target):
     @override
     def _process_activate_version_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"stream", "version"})
-        for stream_map in self.mapper.stream_maps[message_dict["stream"]]:
+        stream_maps = self.mapper.stream_maps.get(message_dict["stream"])
+        if stream_maps is None:
+            msg = f"ACTIVATE_VERSION for stream '{message_dict['stream']}' before its SCHEMA"
+            raise InvalidInputLine(msg)
+        for stream_map in stream_maps:
             sink = self.get_sink(stream_map.stream_alias)
             if not sink.process_activate_version_messages:
                 self.logger.info(

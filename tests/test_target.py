@@ -497,6 +497,7 @@ def test_config_from_environment(emulator: Emulator, tmp_path: Path) -> None:
         ('{"type": "WHAT"}', "unknown Singer message type 'WHAT'"),
         ('{"type": "RECORD", "stream": "nope", "record": {"id": 1}}', "before a corresponding schema"),
         ('{"type": "STATE"}', "missing required value"),
+        ('{"type": "ACTIVATE_VERSION", "stream": "x", "version": 1}', "before its SCHEMA"),
     ],
 )
 def test_bad_input_lines_end_with_one_line(emulator: Emulator, tmp_path: Path, line: str, expected: str) -> None:

@@ -188,29 +188,31 @@ class Settings:
         Raises:
             ConfigError: A value is out of range or settings contradict each other.
         """
+        def get(name: str) -> t.Any:  # noqa: ANN401 - the value, or its declared default
+            value = config.get(name)
+            if value is None:
+                return CONFIG_JSONSCHEMA["properties"][name].get("default")
+            return value
+
         try:
-            region = Region(config.get("region") or Region.US.value)
-            sequence_source = SequenceSource(config.get("sequence_source") or "bookmark")
-            schema_mode = SchemaMode(config.get("schema_mode") or "relaxed")
+            region = Region(get("region"))
+            sequence_source = SequenceSource(get("sequence_source"))
+            schema_mode = SchemaMode(get("schema_mode"))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        def get(name: str, default: t.Any) -> t.Any:  # noqa: ANN401
-            value = config.get(name)
-            return default if value is None else value
-
         settings = cls(
-            token=str(get("token", "")),
-            base_url=str(get("api_url", "") or region.base_url).rstrip("/"),
-            max_batch_bytes=int(get("max_batch_bytes", MAX_BODY_BYTES)),
-            batch_size_rows=int(get("batch_size_rows", MAX_MESSAGES)),
-            max_batch_age_seconds=float(get("max_batch_age_seconds", 60)),
-            request_timeout_seconds=float(get("request_timeout_seconds", 120)),
-            max_retry_seconds=float(get("max_retry_seconds", 600)),
-            max_buffered_bytes=int(get("max_buffered_bytes", DEFAULT_BUFFERED_BYTES)),
-            max_requests_in_flight=int(get("max_requests_in_flight", 2)),
+            token=str(get("token") or ""),
+            base_url=str(get("api_url") or region.base_url).rstrip("/"),
+            max_batch_bytes=int(get("max_batch_bytes")),
+            batch_size_rows=int(get("batch_size_rows")),
+            max_batch_age_seconds=float(get("max_batch_age_seconds")),
+            request_timeout_seconds=float(get("request_timeout_seconds")),
+            max_retry_seconds=float(get("max_retry_seconds")),
+            max_buffered_bytes=int(get("max_buffered_bytes")),
+            max_requests_in_flight=int(get("max_requests_in_flight")),
             sequence_source=sequence_source,
             schema_mode=schema_mode,
-            validate_only=bool(get("validate_only", False)),
+            validate_only=bool(get("validate_only")),
             dry_run_dir=Path(config["dry_run_dir"]) if config.get("dry_run_dir") else None,
         )
         settings.check()

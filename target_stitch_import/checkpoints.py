@@ -34,6 +34,7 @@ class StateLedger:
         self._hold_ids = itertools.count(1)
         self._pending: list[tuple[int, t.Any]] = []
         self._last_emitted: t.Any = None
+        self._closed = False
         self.emitted = 0
 
     def next_position(self) -> int:
@@ -66,6 +67,26 @@ class StateLedger:
                 self._pending.append((self._position, value))
             self._flush()
 
+    def close(self, timeout: float) -> bool:
+        """Write no STATE from now on; return False if a write in progress did not end.
+
+        Waits up to ``timeout`` seconds for a STATE being written (under the lock) to be
+        complete, so a run that stops never leaves half a STATE line.
+        """
+        if not self._lock.acquire(timeout=timeout):
+            self._closed = True
+            return False
+        try:
+            self._closed = True
+        finally:
+            self._lock.release()
+        return True
+
+    @property
+    def positions(self) -> int:
+        """Positions issued so far (records and activations read)."""
+        return self._position
+
     @property
     def unreleased(self) -> int:
         """Number of STATE values read but not yet safe to write."""
@@ -73,7 +94,7 @@ class StateLedger:
             return len(self._pending)
 
     def _flush(self) -> None:
-        if not self._pending:
+        if not self._pending or self._closed:
             return
         low = min(self._holds.values(), default=None)
         released = None

@@ -1,12 +1,16 @@
 """Command line entry point of ``target-stitch-import``.
 
 The SDK's CLI does the work (``--config``, ``--config ENV``, ``--input``, ``--about``).
-This wrapper turns the errors a user can act on into one line on stderr and exit code 1,
-instead of a traceback: the stream or table, the HTTP status and Stitch's own message.
+This wrapper makes sure a run that cannot go on ends with exactly one line and a non-zero
+exit code, never a traceback: the input line, stream or table, the HTTP status and
+Stitch's own message, and what to do. The line goes through the target's logger at ERROR
+level (so orchestrators such as Meltano show it as an error), or straight to stderr when
+that logger is silenced. Exit codes: 1 for errors, ``128 + N`` when stopped by signal N.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import typing as t
 
@@ -19,12 +23,14 @@ from singer_sdk.exceptions import (
 )
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
-from target_stitch_import.errors import StitchImportError
+from target_stitch_import.errors import StitchImportError, StoppedError
 from target_stitch_import.target import TargetStitchImport
 
+PROG = "target-stitch-import"
 _LINE_LIMIT = 1_000
+_SIGNAL_EXIT_BASE = 128
 
-#: Errors that are the input's or the settings' fault, reported in one line.
+#: Errors that are the input's, the settings' or the API's doing, reported as they are.
 USER_ERRORS: tuple[type[BaseException], ...] = (
     StitchImportError,
     ConfigValidationError,
@@ -36,25 +42,64 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def error_line(exc: BaseException) -> str:
-    """Return the one line printed for a user error."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+def error_text(exc: BaseException) -> str:
+    """Return the one-line text reported for an error (input line first, when known)."""
+    try:
+        text = " ".join(str(exc).split())
+    except Exception:  # noqa: BLE001 - a message that cannot even be rendered
+        text = ""
+    text = text or type(exc).__name__
+    if not isinstance(exc, USER_ERRORS):
+        text = (
+            f"unexpected {type(exc).__name__}: {text} (this is a bug of {PROG}; please "
+            "report it with the log of a run with LOGLEVEL=debug)"
+        )
+    where = getattr(exc, "input_line", None)
+    if isinstance(where, str):
+        text = f"{where}: {text}"
     if len(text) > _LINE_LIMIT:
         text = text[: _LINE_LIMIT - 3] + "..."
-    return f"target-stitch-import: error: {text}"
+    return text
+
+
+def error_line(exc: BaseException) -> str:
+    """Return the line printed on stderr when the logger is silenced."""
+    return f"{PROG}: error: {error_text(exc)}"
+
+
+def report(exc: BaseException) -> None:
+    """Report a fatal error in one line: through logging at ERROR, else on stderr."""
+    logger = logging.getLogger(PROG)
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    logger.debug("Details of the error:", exc_info=exc)
+    if logger.isEnabledFor(logging.ERROR) and logger.hasHandlers():
+        logger.error("%s", error_text(exc))
+        return
+    try:
+        sys.stderr.write(error_line(exc) + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def main(argv: t.Sequence[str] | None = None) -> None:
-    """Run the target; user errors end with one line and exit code 1."""
+    """Run the target; a run that cannot go on ends with one line and a non-zero code."""
     try:
         TargetStitchImport.cli.main(
             args=list(argv) if argv is not None else None,
-            prog_name="target-stitch-import",
+            prog_name=PROG,
         )
-    except USER_ERRORS as exc:
-        sys.stdout.flush()
-        sys.stderr.write(error_line(exc) + "\n")
-        sys.stderr.flush()
+    except StoppedError as exc:
+        report(exc)
+        sys.exit(_SIGNAL_EXIT_BASE + exc.signum)
+    except KeyboardInterrupt as exc:  # before the target's own handler was installed
+        report(StoppedError(2, "stopped by SIGINT before any input was read"))
+        raise SystemExit(_SIGNAL_EXIT_BASE + 2) from exc
+    except Exception as exc:  # noqa: BLE001 - no traceback ever reaches the user
+        report(exc)
         sys.exit(1)
 
 

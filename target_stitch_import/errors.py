@@ -19,7 +19,36 @@ class RecordError(StitchImportError):
     """A record cannot be sent as it is (too large for any batch, bad key, bad field)."""
 
 
-class ApiError(StitchImportError):
+class SchemaError(StitchImportError):
+    """A stream's schema cannot be sent (nested too deeply; in strict mode, one Stitch refuses)."""
+
+
+class InputError(StitchImportError):
+    """A Singer message on the input cannot be used (malformed, wrong shape, unreadable)."""
+
+
+class DeliveryError(StitchImportError):
+    """Delivery of request bodies or STATE failed; raised where it is noticed, not on a line."""
+
+
+class OutputClosedError(DeliveryError):
+    """Standard output was closed: STATE cannot be written, so the run stops."""
+
+
+class StoppedError(StitchImportError):
+    """The run was stopped by a signal (SIGTERM, SIGINT).
+
+    Attributes:
+        signum: The signal's number (the exit code is ``128 + signum``).
+    """
+
+    def __init__(self, signum: int, message: str) -> None:
+        """Build the error for ``signum`` with the text shown to the user."""
+        super().__init__(message)
+        self.signum = signum
+
+
+class ApiError(DeliveryError):
     """The Import API answered with an error, or could not be reached.
 
     Attributes:
@@ -55,3 +84,13 @@ class RetriableApiError(ApiError):
 
 class FatalApiError(ApiError):
     """Any other 4xx (or retries exhausted): the run must stop."""
+
+
+class CancelledError(StitchImportError):
+    """``cancel()`` stopped the client before the Import API acknowledged ``table``'s request."""
+
+    def __init__(self, table: str | None) -> None:
+        """Build the error; its text names the table that was not acknowledged."""
+        self.table = table
+        what = f"table '{table}'" if table is not None else "the status check"
+        super().__init__(f"stopped before the Import API acknowledged {what}")

@@ -47,15 +47,24 @@ class TableStats:
 class Sender:
     """Keeps up to ``max_in_flight`` requests in flight on daemon worker threads."""
 
-    def __init__(self, deliver: Deliver, ledger: StateLedger, max_in_flight: int) -> None:
+    def __init__(
+        self,
+        deliver: Deliver,
+        ledger: StateLedger,
+        max_in_flight: int,
+        on_failure: t.Callable[[BaseException], object] | None = None,
+    ) -> None:
         """Create a sender (its workers start with the first submitted body).
 
         Args:
             deliver: Sends one body; returns on acknowledgement, raises on failure.
             ledger: Released as bodies are acknowledged.
             max_in_flight: Bodies outstanding at most (queued or being sent).
+            on_failure: Called once, on the worker thread, with the first failure (so the
+                reading thread can be woken instead of noticing it at its next record).
         """
         self._deliver = deliver
+        self._on_failure = on_failure
         self._ledger = ledger
         self._max_in_flight = max_in_flight
         self._queue: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
@@ -135,16 +144,20 @@ class Sender:
             started = time.monotonic()
             try:
                 self._deliver(request.table, request.body)
+                self._record(request, time.monotonic() - started)
+                # Writes the STATE this acknowledgement made safe: may fail (stdout closed).
+                self._ledger.release(request.hold)
             except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
                 failure = exc
-            else:
-                self._record(request, time.monotonic() - started)
-                self._ledger.release(request.hold)
+        first = False
         with self._changed:
             if failure is not None and self._failure is None:
                 self._failure = failure
+                first = True
             self._outstanding[request.table] -= 1
             self._changed.notify_all()
+        if first and self._on_failure is not None:
+            self._on_failure(t.cast("BaseException", failure))
 
     def _record(self, request: Request, seconds: float) -> None:
         with self._changed:

@@ -41,6 +41,7 @@ RECENT_VALUES = 10_000
 _UTC = dt.timezone.utc
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
 _MAX_BASE = (MAX_SEQUENCE - (TIEBREAK_SLOTS - 1)) // TIEBREAK_SLOTS
+_MAX_BASE_DIGITS = len(str(_MAX_BASE))
 
 
 class SequenceSource(str, enum.Enum):
@@ -98,21 +99,37 @@ def bookmark_base(value: object) -> int:
         base = _datetime_micros(dt.datetime(value.year, value.month, value.day, tzinfo=_UTC))
     elif isinstance(value, int):
         base = value
-    elif (
-        isinstance(value, decimal.Decimal)
-        and value.is_finite()
-        and value == value.to_integral_value()
-    ):
-        base = int(value)
+    elif isinstance(value, decimal.Decimal):
+        base = _decimal_base(value)
     elif isinstance(value, str):
         base = _datetime_micros(_parse_text(value))
     else:
         msg = f"a {type(value).__name__} value has no sequence encoding"
         raise UnencodableError(msg)
     if not 0 <= base <= _MAX_BASE:
-        msg = f"value {value!s:.40} is outside the sequence range"
-        raise UnencodableError(msg)
+        raise _out_of_range(value)
     return base
+
+
+def _out_of_range(value: object) -> UnencodableError:
+    if isinstance(value, int) and value.bit_length() > _MAX_BASE.bit_length() + 8:
+        text = f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+    else:
+        text = f"value {value!s:.40}"
+    return UnencodableError(f"{text} is outside the sequence range")
+
+
+def _decimal_base(value: decimal.Decimal) -> int:
+    if not value.is_finite():
+        msg = f"value {value} has no sequence encoding"
+        raise UnencodableError(msg)
+    # Range first: int() of 1e1000000 would build a million-digit integer.
+    if not value.is_zero() and value.adjusted() > _MAX_BASE_DIGITS:
+        raise _out_of_range(value)
+    if value != value.to_integral_value():
+        msg = f"a fractional number ({value!s:.40}) has no sequence encoding"
+        raise UnencodableError(msg)
+    return int(value)
 
 
 class Sequencer:

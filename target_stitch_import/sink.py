@@ -175,6 +175,8 @@ class StitchImportSink(BatchSink):
         version = self._target.record_version
         if version is None:
             version = stream.table_version
+        else:
+            stream.record_versions.add(version)
         sequence = stream.sequence_for(record)
         message = encode_upsert(sequence, record)
         header = self._header(version)
@@ -257,9 +259,12 @@ class StitchImportSink(BatchSink):
 
     @override
     def activate_version(self, new_version: int) -> None:
-        """Switch the table to ``new_version`` once all its earlier batches are acknowledged."""
+        """Switch the table to ``new_version`` once all its earlier batches are acknowledged.
+
+        The target calls this only once the version's load is complete (see
+        ``StreamState.versions_to_activate``), so the table never shows a partial version.
+        """
         self.process_batch({})
-        self._stream.table_version = new_version
         position = self._ledger.next_position()
         header = self._header(new_version)
         message = encode_activate_version(self._stream.sequencer.time_based(time.time_ns()))

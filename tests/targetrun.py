@@ -12,6 +12,7 @@ from pathlib import Path
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
 
+ERROR_PREFIX = "target-stitch-import: error: "
 _BIN = Path(sys.executable).parent / "target-stitch-import"
 COMMAND = [str(_BIN)] if _BIN.exists() else [sys.executable, "-m", "target_stitch_import.cli"]
 
@@ -66,15 +67,36 @@ class Result:
     stderr: str
 
     @property
+    def error_lines(self) -> list[str]:
+        """The fatal error lines on stderr, each as ``target-stitch-import: error: TEXT``.
+
+        The target reports a fatal error through its logger at ERROR level
+        (``time | ERROR | target-stitch-import | TEXT``), or as the plain line when its
+        logger is silenced; both forms are returned in the plain form.
+        """
+        return [_plain_error(line) for line in self.stderr.splitlines() if _plain_error(line)]
+
+    @property
     def last_error_line(self) -> str:
-        """The last line on stderr (where a failed run says why)."""
-        lines = self.stderr.strip().splitlines()
-        return lines[-1] if lines else ""
+        """The one fatal error line (plain form); fails when there is not exactly one."""
+        errors = self.error_lines
+        assert len(errors) <= 1, f"more than one error line: {errors}"  # noqa: S101
+        assert "Traceback" not in self.stderr, self.stderr  # noqa: S101
+        return errors[0] if errors else ""
 
     @property
     def states(self) -> list[t.Any]:
         """The STATE values written to stdout, in order."""
         return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+
+def _plain_error(line: str) -> str:
+    if line.startswith(ERROR_PREFIX):
+        return line
+    parts = line.split(" | ", 3)
+    if len(parts) == 4 and parts[1].strip() == "ERROR" and parts[2].strip() == "target-stitch-import":  # noqa: PLR2004
+        return ERROR_PREFIX + parts[3].strip()
+    return ""
 
 
 def write_config(directory: Path, config: dict[str, t.Any]) -> Path:

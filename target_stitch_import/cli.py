@@ -10,6 +10,7 @@ that logger is silenced. Exit codes: 1 for errors, ``128 + N`` when stopped by s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import typing as t
@@ -70,19 +71,15 @@ def error_line(exc: BaseException) -> str:
 def report(exc: BaseException) -> None:
     """Report a fatal error in one line: through logging at ERROR, else on stderr."""
     logger = logging.getLogger(PROG)
-    try:
+    with contextlib.suppress(OSError, ValueError):
         sys.stdout.flush()
-    except (OSError, ValueError):
-        pass
     logger.debug("Details of the error:", exc_info=exc)
     if logger.isEnabledFor(logging.ERROR) and logger.hasHandlers():
         logger.error("%s", error_text(exc))
         return
-    try:
+    with contextlib.suppress(OSError, ValueError):
         sys.stderr.write(error_line(exc) + "\n")
         sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
 
 
 def main(argv: t.Sequence[str] | None = None) -> None:

@@ -54,7 +54,7 @@ def stream_name(message: t.Mapping[str, t.Any]) -> str:
     kind = message.get("type", "")
     name = message.get("stream")
     if not isinstance(name, str) or not name:
-        got = "none" if "stream" not in message else ("an empty text" if name == "" else _kind(name))
+        got = "none" if "stream" not in message else _kind(name) if name != "" else "an empty text"
         msg = f'a {kind} message needs a "stream" name (a non-empty text); got {got}'
         raise InputError(msg)
     return name
@@ -141,7 +141,10 @@ def record_message(message: t.Mapping[str, t.Any]) -> tuple[str, dict[str, t.Any
         raise InputError(msg)
     version = message.get("version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-        msg = f"stream '{_short(stream)}': a RECORD's \"version\" must be an integer; got {_kind(version)}"
+        msg = (
+            f"stream '{_short(stream)}': a RECORD's \"version\" must be an integer; got "
+            f"{_kind(version)}"
+        )
         raise InputError(msg)
     return stream, record, version
 

@@ -16,6 +16,7 @@ The SDK's msgspec reader, made safe for hostile input:
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import sys
 import typing as t
@@ -61,24 +62,40 @@ def at_line(exc: BaseException, line: int, where: str = "") -> None:
     """
     if isinstance(exc, (DeliveryError, StoppedError)) or hasattr(exc, "input_line"):
         return
-    try:
+    with contextlib.suppress(AttributeError):  # an exception type with __slots__
         exc.input_line = f"input line {line}{where}"  # type: ignore[attr-defined]
-    except AttributeError:  # an exception type with __slots__
-        pass
 
 
 class LineReader(MsgSpecReader):
     """Reads Singer messages line by line; see the module docstring."""
 
-    def __init__(self) -> None:
-        """Create a reader at line 0."""
+    def __init__(self, on_error: t.Callable[[], object] | None = None) -> None:
+        """Create a reader at line 0.
+
+        Args:
+            on_error: Called before any error leaves :meth:`process_lines` (the target stops
+                its background work there, before the error is reported).
+        """
         super().__init__()
+        self._on_error = on_error
         #: The number of the line being processed (1-based; 0 before the first).
         self.line_number = 0
         self._skipped_types: set[str] = set()
 
     @override
     def process_lines(
+        self,
+        file_input: t.IO[str] | None,
+        callbacks: dict[str, t.Callable[[dict], None]],
+    ) -> collections.Counter[str]:
+        try:
+            return self._process_lines(file_input, callbacks)
+        except BaseException:
+            if self._on_error is not None:
+                self._on_error()
+            raise
+
+    def _process_lines(
         self,
         file_input: t.IO[str] | None,
         callbacks: dict[str, t.Callable[[dict], None]],

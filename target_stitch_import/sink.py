@@ -15,6 +15,7 @@ import time
 import typing as t
 
 import jsonschema
+import referencing.exceptions
 from singer_sdk.exceptions import MissingKeyPropertiesError
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
@@ -31,10 +32,15 @@ from target_stitch_import.batch import (
     encode_activate_version,
     encode_upsert,
 )
-from target_stitch_import.contract import MAX_STRING_KEY_LENGTH
+from target_stitch_import.contract import (
+    MAX_DATA_POINTS,
+    MAX_RECORD_DEPTH,
+    MAX_STRING_KEY_LENGTH,
+    record_shape,
+)
 from target_stitch_import.draft4 import compile_draft4, error_pointer
-from target_stitch_import.errors import RecordError
-from target_stitch_import.schema import adapt_schema
+from target_stitch_import.errors import RecordError, SchemaError
+from target_stitch_import.schema import SchemaProblemError, adapt_schema_with_notes, describe_notes
 from target_stitch_import.sender import Request
 
 if t.TYPE_CHECKING:
@@ -66,6 +72,19 @@ def key_problem(value: object) -> str | None:
     return None
 
 
+def _shape_problem(record: dict[str, t.Any]) -> str | None:
+    """Return why Stitch would refuse the record's shape (None when it is fine)."""
+    if not any(type(value) in (dict, list) for value in record.values()):
+        points, depth = len(record), 1
+    else:
+        points, depth = record_shape(record)
+    if points > MAX_DATA_POINTS:
+        return f"has {points:,} data points; the Import API takes at most {MAX_DATA_POINTS:,}"
+    if depth > MAX_RECORD_DEPTH:
+        return f"is nested {depth} levels deep; the Import API takes at most {MAX_RECORD_DEPTH}"
+    return None
+
+
 class Draft4RecordValidator(BaseJSONSchemaValidator):
     """Validates records as Stitch does: JSON Schema Draft 4 against the schema sent."""
 
@@ -73,7 +92,7 @@ class Draft4RecordValidator(BaseJSONSchemaValidator):
         """Compile the validator.
 
         Raises:
-            RecordError: The schema itself is not valid Draft 4.
+            SchemaError: The schema itself is not valid Draft 4.
         """
         super().__init__(schema)
         self._stream = stream
@@ -81,8 +100,11 @@ class Draft4RecordValidator(BaseJSONSchemaValidator):
         try:
             self._checker = compile_draft4(schema)
         except jsonschema.SchemaError as exc:
-            msg = f"stream '{stream}': the schema is not valid JSON Schema Draft 4: {exc.message}"
-            raise RecordError(msg) from None
+            msg = (
+                f"stream '{stream}': the schema is not valid JSON Schema Draft 4 at "
+                f"{error_pointer(exc)}: {exc.message[:300]}"
+            )
+            raise SchemaError(msg) from None
 
     @override
     def validate(self, record: dict[str, t.Any]) -> None:
@@ -90,7 +112,9 @@ class Draft4RecordValidator(BaseJSONSchemaValidator):
 
         Raises:
             MissingKeyPropertiesError: A key property is absent (the SDK's own error).
-            RecordError: The record does not match the schema that is sent.
+            RecordError: The record does not match the schema that is sent, or is nested
+                too deeply to check.
+            SchemaError: A ``$ref`` of the schema cannot be resolved (never fetched).
         """
         missing = [name for name in self._key_names if name not in record]
         if missing:
@@ -99,7 +123,21 @@ class Draft4RecordValidator(BaseJSONSchemaValidator):
                 f"lacks key propert{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}"
             )
             raise MissingKeyPropertiesError(msg)
-        error = self._checker.first_error(record)
+        try:
+            error = self._checker.first_error(record)
+        except RecursionError:
+            msg = (
+                f"stream '{self._stream}': record {describe_key(record, self._key_names)} is "
+                "nested too deeply to check against the schema"
+            )
+            raise RecordError(msg) from None
+        except referencing.exceptions.Unresolvable as exc:
+            msg = (
+                f"stream '{self._stream}': the schema's $ref {str(exc.ref)[:200]!r} cannot be "
+                "resolved (remote schemas are never fetched); fix the tap's schema or use "
+                "schema_mode=relaxed"
+            )
+            raise SchemaError(msg) from None
         if error is None:
             return
         msg = (
@@ -140,21 +178,51 @@ class StitchImportSink(BatchSink):
 
     @property
     def sent_schema(self) -> dict[str, t.Any]:
-        """The schema each batch carries (the stream's schema after ``schema_mode``)."""
+        """The schema each batch carries (the stream's schema after ``schema_mode``).
+
+        Built and checked once per sink, when the SCHEMA arrives (see :meth:`get_validator`).
+        What relaxed mode loosens beyond its routine rules is logged from the first use
+        after the sink is set up: one warning per stream and field in a run, however often
+        the SCHEMA is repeated.
+
+        Raises:
+            SchemaError: The schema cannot be sent (nested too deeply, too large; in strict
+                mode, one Stitch refuses).
+        """
         if self._sent_schema is None:
-            self._sent_schema = adapt_schema(
-                self.schema,
-                self.key_properties,
-                self._settings.schema_mode,
-            )
+            try:
+                adapted = adapt_schema_with_notes(
+                    self.schema,
+                    self.key_properties,
+                    self._settings.schema_mode,
+                )
+            except SchemaProblemError as exc:
+                raise exc.for_stream(self.stream_name) from None
+            self._sent_schema = adapted.schema
+            self._schema_warnings = describe_notes(adapted.notes)
+        stream: StreamState | None = getattr(self, "_stream", None)  # None during __init__
+        if stream is not None and self._schema_warnings:
+            warned = stream._warned  # noqa: SLF001 - the stream's run-long warn-once keys
+            for text in self._schema_warnings:
+                if f"schema: {text}" not in warned:
+                    warned.add(f"schema: {text}")
+                    self.logger.warning(
+                        "Stream '%s': %s (schema_mode=relaxed)", self.stream_name, text
+                    )
+            self._schema_warnings = []
         return self._sent_schema
 
     @override
     def get_validator(self) -> BaseJSONSchemaValidator | None:
-        """Validate locally against exactly the schema that is sent (Draft 4)."""
+        """Validate locally against exactly the schema that is sent (Draft 4).
+
+        The SDK calls this when the sink is created, so the schema sent is built (and a
+        schema that cannot be sent refused) when the SCHEMA arrives, validation or not.
+        """
+        schema = self.sent_schema
         if not self.validate_schema:
             return None
-        return Draft4RecordValidator(self.sent_schema, self.stream_name, self.key_properties)
+        return Draft4RecordValidator(schema, self.stream_name, self.key_properties)
 
     # Records
 
@@ -171,6 +239,13 @@ class StitchImportSink(BatchSink):
                     f"key property '{name}' {problem}"
                 )
                 raise RecordError(msg)
+        shape_problem = _shape_problem(record)
+        if shape_problem is not None:
+            msg = (
+                f"stream '{self.stream_name}': record {describe_key(record, key_names)} "
+                f"{shape_problem}"
+            )
+            raise RecordError(msg)
         stream = self._stream
         version = self._target.record_version
         if version is None:

@@ -19,11 +19,11 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
-import fsspec
+import fsspec  # type: ignore[import-untyped]
 import msgspec
+from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchFileFormat
 from singer_sdk.helpers.capabilities import PluginCapabilities
-from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.target_base import Target
 from singer_sdk.typing import DEFAULT_JSONSCHEMA_VALIDATOR, extend_validator_with_defaults
 
@@ -63,7 +63,7 @@ _FILE_NAME_LIMIT = 80
 #: Seconds a stopping run waits for a STATE line being written to be complete.
 _STATE_WRITE_GRACE = 5.0
 #: Signal a sender thread uses to wake the reading thread when a delivery failed.
-_WAKE_SIGNAL = getattr(signal, "SIGUSR1", None)
+_WAKE_SIGNAL: signal.Signals | None = getattr(signal, "SIGUSR1", None)
 #: The SDK's config validator: fills in declared defaults while validating.
 _CONFIG_VALIDATOR = extend_validator_with_defaults(DEFAULT_JSONSCHEMA_VALIDATOR)
 
@@ -169,7 +169,9 @@ class TargetStitchImport(Target):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:  # noqa: ANN401
         """Create the target and its run: settings, ledger, sender."""
+        kwargs.setdefault("message_reader", LineReader(on_error=self.abort))
         super().__init__(*args, **kwargs)
+        self._reader: LineReader = self.message_reader  # type: ignore[assignment]
         self.settings = Settings.from_config(self.config)
         self.record_version: int | None = None
         self._bookmarks: dict[str, tuple[str, ...]] = {}
@@ -178,6 +180,7 @@ class TargetStitchImport(Target):
         self._dry_run_count = 0
         self._dry_run_lock = threading.Lock()
         self._stop = threading.Event()
+        self._aborted = False
         self._age_thread: threading.Thread | None = None
         self._unchecked_bytes = 0
         self._ceiling_step = min(_CEILING_CHECK_BYTES, self.settings.max_buffered_bytes // 8)
@@ -190,6 +193,7 @@ class TargetStitchImport(Target):
             on_failure=self._wake_reader,
         )
         self._reader_thread = threading.current_thread()
+        self._install_wake_signal()
         if not self.settings.writes_state:
             self.logger.warning(
                 "validate_only/dry_run_dir: nothing is loaded, so no STATE is written.",
@@ -349,7 +353,7 @@ class TargetStitchImport(Target):
 
     @override
     def _process_record_message(self, message_dict: dict) -> None:
-        stream, record, version = messages.record_message(message_dict)
+        stream, _, version = messages.record_message(message_dict)
         if stream not in self.mapper.stream_maps:
             msg = (
                 f"stream '{stream}': a RECORD came before the stream's SCHEMA; a tap must "
@@ -393,7 +397,10 @@ class TargetStitchImport(Target):
         try:
             encoding = BaseBatchFileEncoding.from_dict(encoding_dict)
         except (TypeError, ValueError, KeyError) as exc:
-            msg = f"stream '{stream}': BATCH encoding {encoding_dict.get('format')!r} is not known ({exc})"
+            msg = (
+                f"stream '{stream}': BATCH encoding {encoding_dict.get('format')!r} is not "
+                f"known ({exc})"
+            )
             raise InputError(msg) from None
         if encoding.format != BatchFileFormat.JSONL:
             msg = (
@@ -403,13 +410,14 @@ class TargetStitchImport(Target):
             raise InputError(msg)
         for url in manifest:
             for number, record in enumerate(_batch_file_records(stream, url, encoding), 1):
-                try:
-                    self._process_record_message(
-                        {"type": "RECORD", "stream": stream, "record": record},
-                    )
-                except Exception as exc:
-                    at_line(exc, self.message_reader.line_number, f" (BATCH file {url}, record {number})")
-                    raise
+                self._process_batch_record(stream, record, f" (BATCH file {url}, record {number})")
+
+    def _process_batch_record(self, stream: str, record: dict[str, t.Any], where: str) -> None:
+        try:
+            self._process_record_message({"type": "RECORD", "stream": stream, "record": record})
+        except Exception as exc:
+            at_line(exc, self._reader.line_number, where)
+            raise
 
     # Memory ceiling
 
@@ -464,21 +472,12 @@ class TargetStitchImport(Target):
 
     # Running, stopping
 
-    @override
-    def listen(self, file_input: t.IO[str] | None = None) -> None:
-        """Read and load the input; on any failure stop at once (see :meth:`abort`)."""
+    def _install_wake_signal(self) -> None:
+        """Let sender threads wake the reading thread (the main one) when a delivery fails."""
+        if _WAKE_SIGNAL is None or threading.current_thread() is not threading.main_thread():
+            return
         self._reader_thread = threading.current_thread()
-        woken = _WAKE_SIGNAL is not None and self._reader_thread is threading.main_thread()
-        if woken:
-            previous = signal.signal(_WAKE_SIGNAL, self._on_wake)
-        try:
-            super().listen(file_input)
-        except BaseException:
-            self.abort()
-            raise
-        finally:
-            if woken:
-                signal.signal(_WAKE_SIGNAL, previous)
+        signal.signal(_WAKE_SIGNAL, self._on_wake)
 
     def _wake_reader(self, failure: BaseException) -> None:
         """A delivery failed: make the reading thread raise it now, even while it waits."""
@@ -490,7 +489,9 @@ class TargetStitchImport(Target):
 
     def _on_wake(self, signum: int, frame: FrameType | None) -> None:
         _ = signum, frame
-        self.sender.raise_if_failed()
+        if self.sender.failed:
+            self.abort()
+            self.sender.raise_if_failed()
 
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
@@ -503,7 +504,7 @@ class TargetStitchImport(Target):
             StoppedError: Always, on the reading thread.
         """
         _ = frame
-        self._stop.set()
+        self.abort()
         name = signal.Signals(signum).name
         acknowledged = sum(stats.messages for stats in self.sender.stats.values())
         read = self.ledger.positions
@@ -515,7 +516,14 @@ class TargetStitchImport(Target):
         raise StoppedError(signum, msg)
 
     def abort(self) -> None:
-        """Stop everything now: no more STATE (never half a line), requests, waits."""
+        """Stop everything now: no more STATE (never half a line), requests, waits.
+
+        Called wherever the run fails or is stopped (reading, the end of input, a signal, a
+        failed delivery noticed by the wake signal); idempotent.
+        """
+        if self._aborted:
+            return
+        self._aborted = True
         self._stop.set()
         if not self.ledger.close(_STATE_WRITE_GRACE):
             self.logger.warning("A STATE line being written did not complete in time.")
@@ -533,6 +541,9 @@ class TargetStitchImport(Target):
                     if isinstance(sink, StitchImportSink):
                         sink.activate_version(version)
             self.sender.wait()
+        except BaseException:
+            self.abort()
+            raise
         finally:
             self.stop()
         self._log_summary()

@@ -208,7 +208,7 @@ def deep_record(depth: int) -> str:
         ('{"type": "ACTIVATE_VERSION", "stream": "s", "version": 1.5}', 'needs an integer "version"'),
         ('{"type": "BATCH", "stream": "s", "manifest": []}', 'needs an "encoding" object'),
         (deep_record(1_100), "nested too deeply"),
-        (deep_record(600), "nested too deeply"),
+        (deep_record(600), "record id=2 is nested 601 levels deep; the Import API takes at most 100"),
         ('{"type": "STATE", "value": "\xff"}', "not valid JSON"),
     ],
     ids=[

@@ -389,6 +389,8 @@ def test_activate_version_drops_older_versions(
         )
     )
     assert accepted(post(shared, batch(table, up(3, id=1, name="v2"), keys=keys, version=2)))
+    # Versions 1 and 2 are staged out of sight: the table still shows the unversioned row.
+    assert shared.rows(table) == [{"id": 0, "name": "unversioned"}]
     assert accepted(post(shared, batch(table, activate(4), keys=keys, version=2)))
     assert shared.rows(table) == [{"id": 1, "name": "v2"}]
     # Older versions (and unversioned upserts) arriving later are stale; so is an older activation.

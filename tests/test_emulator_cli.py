@@ -82,9 +82,11 @@ def test_show_stats(loaded: Emulator) -> None:
         "bytes",
         "stale_ignored",
         "ties",
+        "active_version",
+        "staged",
     ]
-    assert lines[2].split() == ["customers", "2", "1", "3", str(len(CUSTOMERS)), "1", "0"]
-    assert lines[3].split() == ["events", "1", "1", "1", str(len(EVENTS)), "0", "0"]
+    assert lines[2].split() == ["customers", "2", "1", "3", str(len(CUSTOMERS)), "1", "0", "-", "-"]
+    assert lines[3].split() == ["events", "1", "1", "1", str(len(EVENTS)), "0", "0", "-", "-"]
     assert lines[4].split() == [
         "(total)",
         "3",
@@ -137,11 +139,54 @@ def test_show_rows_as_json_keeps_exact_numbers(loaded: Emulator) -> None:
             "bytes": len(EVENTS),
             "stale_ignored": 0,
             "ties": 0,
+            "active_version": None,
+            "staged": [],
         },
     }
     stats_text = run("show", "events", "--database", loaded.database, "--stats").stdout.splitlines()
     assert stats_text[0] == "kind"
-    assert stats_text[-1].split() == ["events", "1", "1", "1", str(len(EVENTS)), "0", "0"]
+    expected = ["events", "1", "1", "1", str(len(EVENTS)), "0", "0", "-", "-"]
+    assert stats_text[-1].split() == expected
+
+
+def test_show_stats_reports_a_pending_full_table_load(
+    start_emulator: Callable[..., Emulator],
+) -> None:
+    emulator = start_emulator()
+
+    def send(version: int, *messages: dict[str, t.Any]) -> None:
+        document = {
+            "table_name": "full",
+            "key_names": ["id"],
+            "schema": {"properties": {"id": {}}},
+            "table_version": version,
+            "messages": list(messages),
+        }
+        response = requests.post(
+            emulator.url + BATCH_PATH, data=json.dumps(document), headers=HEADERS, timeout=30
+        )
+        assert response.status_code == 201, response.text
+
+    def upsert(sequence: int, key: int) -> dict[str, t.Any]:
+        return {"action": "upsert", "sequence": sequence, "data": {"id": key}}
+
+    activate = {"action": "activate_version", "sequence": 9}
+    send(1, upsert(1, 1), activate)
+    send(2, upsert(2, 2), upsert(2, 3))
+    send(3, upsert(3, 4))
+    lines = run("show", "--database", emulator.database, "--stats").stdout.splitlines()
+    assert lines[2].split()[:2] == ["full", "1"]
+    assert lines[2].split()[-2:] == ["1", "v2:2,v3:1"]
+    assert run("show", "full", "--database", emulator.database).stdout.splitlines() == ["id", "1"]
+    document = json.loads(run("show", "--database", emulator.database, "--stats", "--json").stdout)
+    assert document["stats"]["tables"]["full"]["staged"] == [
+        {"version": 2, "rows": 2},
+        {"version": 3, "rows": 1},
+    ]
+    send(2, activate)
+    table = run("show", "full", "--database", emulator.database, "--stats").stdout.splitlines()
+    assert table[:3] == ["id", "2", "3"]
+    assert table[-1].split()[-2:] == ["2", "v3:1"]
 
 
 def test_show_unknown_table_and_missing_database(loaded: Emulator, tmp_path: Path) -> None:

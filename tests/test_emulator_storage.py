@@ -118,24 +118,38 @@ def test_rules_inside_one_batch_follow_message_order(storage: Storage) -> None:
     outcome = storage.apply(parsed(document), received_at=NOW, body_bytes=1)
     assert (outcome.stale_ignored, outcome.ties) == (1, 1)
     assert storage.rows("t") == [{"id": 1, "v": "tie"}, {"id": 2, "v": "b"}]
-    assert storage.table_info("t") == {"key_names": ["id"], "active_version": 2, "created_at": NOW}
+    assert storage.table_info("t") == {
+        "key_names": ["id"],
+        "active_version": 2,
+        "created_at": NOW,
+        "staged": [],
+    }
 
 
-def test_activation_deletes_older_and_unversioned_rows(storage: Storage) -> None:
+def test_activation_replaces_older_and_unversioned_rows(storage: Storage) -> None:
     storage.apply(upserts("t", (1, {"id": 1})), received_at=NOW, body_bytes=1)
     storage.apply(upserts("t", (1, {"id": 2}), version=1), received_at=NOW, body_bytes=1)
     storage.apply(upserts("t", (1, {"id": 3}), version=3), received_at=NOW, body_bytes=1)
-    activation = parsed(
-        {
-            "table_name": "t",
-            "schema": {"properties": {"id": {}}},
-            "key_names": ["id"],
-            "table_version": 2,
-            "messages": [{"action": "activate_version", "sequence": 1}],
-        },
-    )
-    storage.apply(activation, received_at=NOW, body_bytes=1)
+    assert storage.rows("t") == [{"id": 1}]
+
+    def activation(version: int) -> Batch:
+        return parsed(
+            {
+                "table_name": "t",
+                "schema": {"properties": {"id": {}}},
+                "key_names": ["id"],
+                "table_version": version,
+                "messages": [{"action": "activate_version", "sequence": 1}],
+            },
+        )
+
+    # Version 2 has no rows: activating it empties the table and discards version 1.
+    storage.apply(activation(2), received_at=NOW, body_bytes=1)
+    assert storage.rows("t") == []
+    assert storage.table_info("t")["staged"] == [{"version": 3, "rows": 1}]
+    storage.apply(activation(3), received_at=NOW, body_bytes=1)
     assert storage.rows("t") == [{"id": 3}]
+    assert storage.table_info("t")["staged"] == []
 
 
 def test_conflicts_roll_back_the_whole_batch(storage: Storage) -> None:

@@ -4,6 +4,10 @@
 (the real port when ``--port 0`` asked for a free one), then logs one line per request on
 standard error. SIGTERM or SIGINT stops it cleanly: no new requests, those in flight finish,
 the database is closed, exit status 0.
+
+``show`` lists what a Stitch user would see: the tables and their visible rows. With
+``--stats`` it adds, per table, the batch counters, the active table version and the staged
+versions (``v3:1200``: 1,200 rows of version 3 loaded, not yet activated).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ DRAIN_SECONDS = 30.0
 #: How often the accept loop checks for shutdown.
 POLL_SECONDS = 0.05
 _STAT_FIELDS = ("rows", "batches", "messages", "bytes", "stale_ignored", "ties")
+_STAT_HEADER = ("table", *_STAT_FIELDS, "active_version", "staged")
 
 
 def _argument_type(parse: Callable[[str], _T]) -> Callable[[str], _T]:
@@ -127,7 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"The emulator's SQLite file (default ./{DEFAULT_DATABASE}).",
     )
     show.add_argument("--json", action="store_true", help="Write JSON (exact numbers).")
-    show.add_argument("--stats", action="store_true", help="Add batch statistics.")
+    show.add_argument(
+        "--stats",
+        action="store_true",
+        help="Add batch statistics, active versions and staged (not yet active) versions.",
+    )
     show.add_argument("--system", action="store_true", help="Include the _sdc_* columns.")
     return parser
 
@@ -222,9 +231,7 @@ def show(args: argparse.Namespace) -> int:
         _print_table(columns, [[row.get(name) for name in columns] for row in rows])
         if table_stats is not None:
             _out()
-            _print_table(
-                ["table", *_STAT_FIELDS], [[args.table, *(table_stats[f] for f in _STAT_FIELDS)]]
-            )
+            _print_table(_STAT_HEADER, [_stat_row(args.table, table_stats)])
     return 0
 
 
@@ -257,11 +264,23 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
         )
 
 
+def _stat_row(table: str, values: dict[str, t.Any]) -> list[object]:
+    """Return a table's statistics line: counters, active version, staged versions' rows."""
+    active = values["active_version"]
+    staged = ",".join(f"v{entry['version']}:{entry['rows']}" for entry in values["staged"])
+    return [
+        table,
+        *(values[f] for f in _STAT_FIELDS),
+        "-" if active is None else active,
+        staged or "-",
+    ]
+
+
 def _print_stats(stats: dict[str, t.Any]) -> None:
-    rows = [[name, *(values[f] for f in _STAT_FIELDS)] for name, values in stats["tables"].items()]
+    rows = [_stat_row(name, values) for name, values in stats["tables"].items()]
     total_rows = sum(values["rows"] for values in stats["tables"].values())
-    rows.append(["(total)", total_rows, *(stats[f] for f in _STAT_FIELDS[1:])])
-    _print_table(["table", *_STAT_FIELDS], rows)
+    rows.append(["(total)", total_rows, *(stats[f] for f in _STAT_FIELDS[1:]), "", ""])
+    _print_table(_STAT_HEADER, rows)
 
 
 if __name__ == "__main__":

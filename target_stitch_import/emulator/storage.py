@@ -4,35 +4,49 @@ SQL text is built only from :func:`quote`-d identifiers and constants; every val
 parameter.
 
 Layout:
-    * Each ``table_name`` is a SQL table of exactly that name. Every top-level property seen in
-      a record becomes a column (created with the table, or added by ``ALTER TABLE``), declared
+    * Each ``table_name`` is a SQL table of exactly that name holding what a Stitch user sees:
+      the rows of the table's active version or, for a table whose version was never
+      activated, the rows loaded without ``table_version``. Every top-level property seen in a
+      record becomes a column (created with the table, or added by ``ALTER TABLE``), declared
       without a type, so values keep the storage class they are given: ``str`` as TEXT, ``int``
       within int64 as INTEGER, anything else (booleans, non-integer or huge numbers, objects,
       arrays) as a BLOB holding its exact JSON text, Decimals digit for digit. Reading decodes
       by storage class, so every value round-trips exactly; NULL is None.
+    * Staged versions: rows of a version that is not (yet) active are kept out of sight in a
+      SQL table per table and version, ``_emulator_version_<N>_<table_name>`` (see
+      :func:`stage_name`), listed in ``_emulator_versions``. A staged table has the visible
+      table's columns (added to it as the visible table gains some) plus those of its own
+      records, and follows the same rules. It lasts across requests and restarts until its
+      version is activated or discarded, so a full-table load may span many batches and runs.
     * System columns: ``_sdc_sequence``, ``_sdc_table_version`` (NULL when the batch had
       none), ``_sdc_received_at`` (RFC 3339) and, for tables with a key,
       ``_sdc_primary_key`` (canonical JSON array of the key values, UNIQUE). A record property
       whose name matches a system column (ASCII case-insensitively) is ignored: the system
       value wins.
     * Column and table names are compared ASCII case-insensitively by SQLite; a property that
-      differs from an existing column only by case is refused (:class:`BatchRejectedError`),
-      as is a table name that differs from an existing table's only by case.
+      differs from an existing column (of the visible table or any staged version) only by
+      case is refused (:class:`BatchRejectedError`), as is a table name that differs from an
+      existing table's only by case.
     * Metadata tables: ``_emulator_meta`` (the schema name), ``_emulator_tables`` (key names,
-      active table version, creation time) and ``_emulator_batches`` (one row per accepted
+      active table version, creation time), ``_emulator_versions`` (the staged versions: table,
+      version, staged table, creation time) and ``_emulator_batches`` (one row per accepted
       batch: time, table, messages, bytes, stale messages ignored, sequence ties). Statistics
       are sums over the batch log.
 
-Rules applied per message, in order, each batch in ONE transaction:
-    * With key names, per key the row with the higher ``(table_version, sequence)`` wins (a
-      missing table version ranks below any version): higher replaces the whole row, lower is
-      ignored (``stale_ignored``), equal replaces it and counts a ``tie`` (the sender's error).
-    * Without key names, every upsert appends a row.
-    * Upserts whose table version (or lack of one) ranks below the table's active version are
-      ignored as stale.
-    * ``activate_version`` with table version N deletes the rows whose version is NULL or below
-      N and makes N the active version; activating a version older than the active one is
-      ignored as stale.
+Rules applied per message, in order, each batch in ONE transaction. With ``A`` the table's
+active version (None before the first activation) and ``V`` the batch's ``table_version``:
+    * Where an upsert goes: with ``V`` equal to ``A``, or with neither, to the visible table;
+      with ``V`` above ``A`` (or any ``V`` while ``A`` is None), to the staged version ``V``;
+      otherwise (``V`` below ``A``, or no ``V`` once a version is active: a missing version
+      ranks below any version) it is ignored as stale (``stale_ignored``).
+    * With key names, per key the row with the higher sequence wins: higher replaces the
+      whole row, lower is ignored (``stale_ignored``), equal replaces it and counts a ``tie``
+      (the sender's error). Without key names, every upsert appends a row.
+    * ``activate_version`` with table version ``N`` above ``A`` (or while ``A`` is None):
+      the staged rows of ``N`` replace the visible table's rows (none staged: the table is
+      emptied), ``N`` becomes the active version and staged versions up to ``N`` are dropped.
+      Activating ``A`` again changes nothing; activating a version below ``A`` is ignored as
+      stale.
 """
 
 from __future__ import annotations
@@ -65,6 +79,8 @@ PRIMARY_KEY = "_sdc_primary_key"
 SYSTEM_COLUMNS = (SEQUENCE, TABLE_VERSION, RECEIVED_AT, PRIMARY_KEY)
 #: Columns a table may have (SQLite's default SQLITE_MAX_COLUMN).
 MAX_COLUMNS = 2000
+#: The start of the names of the SQL tables holding staged versions.
+STAGE_PREFIX = "_emulator_version_"
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -74,12 +90,24 @@ _COUNTERS = ("messages", "bytes", "stale_ignored", "ties")
 _TOTALS = "count(*), " + ", ".join(f"coalesce(sum({name}), 0)" for name in _COUNTERS)
 _ASCII_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _SYSTEM_FOLDED = frozenset(name.translate(_ASCII_FOLD) for name in SYSTEM_COLUMNS)
+_SYSTEM_TYPES = {
+    SEQUENCE: "INTEGER",
+    TABLE_VERSION: "INTEGER",
+    RECEIVED_AT: "TEXT",
+    PRIMARY_KEY: "TEXT UNIQUE",
+}
+_CREATE_VERSIONS = (
+    "CREATE TABLE IF NOT EXISTS _emulator_versions (table_name TEXT NOT NULL, "
+    "version INTEGER NOT NULL, stage TEXT NOT NULL, created_at TEXT NOT NULL, "
+    "PRIMARY KEY (table_name, version))"
+)
 _CREATE_METADATA = (
     "CREATE TABLE IF NOT EXISTS _emulator_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     (
         "CREATE TABLE IF NOT EXISTS _emulator_tables (name TEXT PRIMARY KEY, "
         "key_names TEXT NOT NULL, active_version INTEGER, created_at TEXT NOT NULL)"
     ),
+    _CREATE_VERSIONS,
     (
         "CREATE TABLE IF NOT EXISTS _emulator_batches (id INTEGER PRIMARY KEY, "
         "received_at TEXT NOT NULL, table_name TEXT NOT NULL, messages INTEGER NOT NULL, "
@@ -140,8 +168,9 @@ def decode_value(value: object) -> object:
     return value
 
 
-def _rank(version: int | None, sequence: int) -> tuple[bool, int, int]:
-    return (version is not None, version or 0, sequence)
+def stage_name(table: str, version: int) -> str:
+    """Return the name of the SQL table holding the staged rows of ``table``'s ``version``."""
+    return f"{STAGE_PREFIX}{version}_{table}"
 
 
 def _primary_key(message: Message, key_names: t.Sequence[str]) -> str:
@@ -154,40 +183,54 @@ def _primary_key(message: Message, key_names: t.Sequence[str]) -> str:
         return canonical_json(values)
 
 
-def _new_columns(columns: t.Mapping[str, str], batch: Batch) -> list[str]:
-    """Return the batch's properties that need a new column, in first-seen order.
+def _property_names(batch: Batch) -> list[str]:
+    """Return the batch's distinct record properties in first-seen order, system names left out."""
+    seen: dict[str, object] = {}
+    for message in batch.messages:
+        if message.data:
+            seen.update(message.data)
+    return [name for name in seen if fold(name) not in _SYSTEM_FOLDED]
+
+
+def _check_columns(columns: t.Mapping[str, str], names: t.Iterable[str], table: str) -> None:
+    """Check that a batch's properties fit a table's columns.
 
     Args:
-        columns: The table's columns by folded name.
-        batch: The batch.
+        columns: The table's columns by folded name (visible and staged), empty when new.
+        names: The batch's properties (see :func:`_property_names`).
+        table: The table name, for messages.
 
     Raises:
         BatchRejectedError: A property differs from a column (or another property) by case,
             or the table would have more than :data:`MAX_COLUMNS` columns.
     """
     known = dict(columns)
-    new: list[str] = []
-    for message in batch.messages:
-        for name in message.data or ():
-            folded = fold(name)
-            existing = known.get(folded)
-            if folded in _SYSTEM_FOLDED or existing == name:
-                continue
-            if existing is not None:
-                msg = (
-                    f"property {name} differs from the column {existing} of table "
-                    f"{batch.table_name} only by case; column names are case-insensitive"
-                )
-                raise BatchRejectedError(msg)
-            known[folded] = name
-            new.append(name)
+    added = False
+    for name in names:
+        folded = fold(name)
+        existing = known.get(folded)
+        if existing == name:
+            continue
+        if existing is not None:
+            msg = (
+                f"property {name} differs from the column {existing} of table "
+                f"{table} only by case; column names are case-insensitive"
+            )
+            raise BatchRejectedError(msg)
+        known[folded] = name
+        added = True
     total = len(known) + (0 if columns else len(SYSTEM_COLUMNS))
-    if new and total > MAX_COLUMNS:
-        msg = (
-            f"table {batch.table_name} would have {total} columns, more than SQLite's {MAX_COLUMNS}"
-        )
+    if added and total > MAX_COLUMNS:
+        msg = f"table {table} would have {total} columns, more than SQLite's {MAX_COLUMNS}"
         raise BatchRejectedError(msg)
-    return new
+
+
+@dataclass
+class _Store:
+    """One SQL table holding rows of a table: the visible one or a staged version."""
+
+    name: str
+    columns: dict[str, str]  # folded name -> column name, in table order
 
 
 @dataclass
@@ -197,7 +240,15 @@ class _Table:
     name: str
     key_names: tuple[str, ...]
     active_version: int | None
-    columns: dict[str, str]  # folded name -> column name
+    visible: _Store
+    staged: dict[int, _Store]  # by version
+
+    def known_columns(self) -> dict[str, str]:
+        """Return the columns of the visible table and of every staged version."""
+        known = dict(self.visible.columns)
+        for store in self.staged.values():
+            known.update(store.columns)
+        return known
 
 
 class Storage:
@@ -271,6 +322,7 @@ class Storage:
         if schema_name is not None and schema_name != stored:
             msg = f"the database {self.path} holds the schema {stored!r}, not {schema_name!r}"
             raise StorageError(msg)
+        conn.execute(_CREATE_VERSIONS)  # missing from databases made before staged versions
         return stored
 
     def __enter__(self) -> Self:
@@ -322,23 +374,17 @@ class Storage:
         """
         with self._lock:
             table = self._existing_table(batch)
-            _new_columns(table.columns if table else {}, batch)
+            columns = table.known_columns() if table else {}
+            _check_columns(columns, _property_names(batch), batch.table_name)
 
     def _apply(self, batch: Batch, received_at: str, body_bytes: int) -> BatchOutcome:
+        names = _property_names(batch)
         table = self._existing_table(batch)
-        new_columns = _new_columns(table.columns if table else {}, batch)
+        _check_columns(table.known_columns() if table else {}, names, batch.table_name)
         if table is None:
-            table = self._create_table(batch, received_at, new_columns)
-            new_columns = []
-        for name in new_columns:
-            try:
-                self._conn.execute(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(name)}")
-            except sqlite3.OperationalError as exc:  # a build with a lower column limit
-                if "too many columns" not in str(exc):
-                    raise
-                msg = f"table {table.name} would have more columns than SQLite allows"
-                raise BatchRejectedError(msg) from None
-            table.columns[fold(name)] = name
+            # A versioned load shows nothing before its activation, not even its columns.
+            columns = names if batch.table_version is None else []
+            table = self._create_table(batch, received_at, columns)
         stale = 0
         ties = 0
         upserts: list[Message] = []
@@ -346,8 +392,11 @@ class Storage:
             if message is not None and message.action != ACTIVATE_VERSION:
                 upserts.append(message)
                 continue
-            run_stale, run_ties = self._upsert_run(table, upserts, batch.table_version, received_at)
-            stale, ties, upserts = stale + run_stale, ties + run_ties, []
+            if upserts:
+                run_stale, run_ties = self._upsert_run(
+                    table, upserts, batch.table_version, names, received_at
+                )
+                stale, ties, upserts = stale + run_stale, ties + run_ties, []
             if message is not None:
                 stale += self._activate(table, t.cast("int", batch.table_version))
         self._conn.execute(
@@ -358,7 +407,7 @@ class Storage:
         return BatchOutcome(stale_ignored=stale, ties=ties)
 
     def _existing_table(self, batch: Batch) -> _Table | None:
-        """Return the batch's stored table, or None when it is new.
+        """Return the batch's stored table with its staged versions, or None when it is new.
 
         Raises:
             BatchRejectedError: Other key names, or a new name that differs only by case.
@@ -385,35 +434,122 @@ class Storage:
                 f"of table {name}"
             )
             raise BatchRejectedError(msg)
-        return _Table(name, stored_keys, row[1], self._columns(name))
+        staged = self._conn.execute(
+            "SELECT version, stage FROM _emulator_versions WHERE table_name = ?",
+            (name,),
+        ).fetchall()
+        return _Table(
+            name,
+            stored_keys,
+            row[1],
+            _Store(name, self._columns(name)),
+            {version: _Store(stage, self._columns(stage)) for version, stage in staged},
+        )
 
     def _create_table(self, batch: Batch, received_at: str, columns: list[str]) -> _Table:
         name = batch.table_name
-        definitions = [f"{quote(SEQUENCE)} INTEGER", f"{quote(TABLE_VERSION)} INTEGER"]
-        definitions.append(f"{quote(RECEIVED_AT)} TEXT")
+        system = [SEQUENCE, TABLE_VERSION, RECEIVED_AT]
         if batch.key_names:
-            definitions.append(f"{quote(PRIMARY_KEY)} TEXT UNIQUE")
-        definitions.extend(map(quote, columns))
-        self._conn.execute(f"CREATE TABLE {quote(name)} ({', '.join(definitions)})")
+            system.append(PRIMARY_KEY)
+        visible = self._create_store(name, [*system, *columns])
         self._conn.execute(
             "INSERT INTO _emulator_tables (name, key_names, active_version, created_at) "
             "VALUES (?, ?, NULL, ?)",
             (name, json.dumps(list(batch.key_names)), received_at),
         )
-        return _Table(name, batch.key_names, None, self._columns(name))
+        return _Table(name, batch.key_names, None, visible, {})
+
+    def _create_store(self, name: str, columns: list[str]) -> _Store:
+        """Create a SQL table with these columns (system ones typed, the others not)."""
+        definitions = [
+            f"{quote(column)} {_SYSTEM_TYPES[column]}" if column in _SYSTEM_TYPES else quote(column)
+            for column in columns
+        ]
+        self._conn.execute(f"CREATE TABLE {quote(name)} ({', '.join(definitions)})")
+        return _Store(name, {fold(column): column for column in columns})
 
     def _columns(self, table: str) -> dict[str, str]:
         rows = self._conn.execute(f"PRAGMA table_info({quote(table)})").fetchall()
         return {fold(row[1]): row[1] for row in rows}
 
+    def _destination(
+        self,
+        table: _Table,
+        version: int | None,
+        names: list[str],
+        received_at: str,
+    ) -> _Store | None:
+        """Return where upserts of ``version`` go (a new staged version is created), or None.
+
+        None means they are stale: older than the active version, or without a version once
+        one is active.
+        """
+        active = table.active_version
+        if version == active:
+            return table.visible
+        if version is None or (active is not None and version < active):
+            return None
+        store = table.staged.get(version)
+        if store is None:
+            columns = list(table.visible.columns.values())
+            columns += (name for name in names if fold(name) not in table.visible.columns)
+            store = self._create_store(stage_name(table.name, version), columns)
+            self._conn.execute(
+                "INSERT INTO _emulator_versions (table_name, version, stage, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (table.name, version, store.name, received_at),
+            )
+            table.staged[version] = store
+        return store
+
+    def _add_columns(self, table: _Table, store: _Store, names: list[str]) -> None:
+        """Add the properties ``store`` lacks; the visible table's also go to staged versions.
+
+        Raises:
+            BatchRejectedError: SQLite was built with a lower column limit.
+        """
+        for name in names:
+            folded = fold(name)
+            if folded in store.columns:
+                continue
+            targets = [store]
+            if store is table.visible:
+                targets += (
+                    staged for staged in table.staged.values() if folded not in staged.columns
+                )
+            for target in targets:
+                try:
+                    self._conn.execute(f"ALTER TABLE {quote(target.name)} ADD COLUMN {quote(name)}")
+                except sqlite3.OperationalError as exc:  # a build with a lower column limit
+                    if "too many columns" not in str(exc):
+                        raise
+                    msg = f"table {table.name} would have more columns than SQLite allows"
+                    raise BatchRejectedError(msg) from None
+                target.columns[folded] = name
+
     def _activate(self, table: _Table, version: int) -> int:
-        """Activate ``version``; return 1 when it is stale, else 0."""
-        if table.active_version is not None and version < table.active_version:
-            return 1
+        """Activate ``version``: its staged rows replace the table's; return 1 when it is stale.
+
+        Returns:
+            1 for a version below the active one (nothing changes), else 0; activating the
+            active version again changes nothing either.
+        """
+        active = table.active_version
+        if active is not None and version <= active:
+            return int(version < active)
+        visible = quote(table.name)
+        store = table.staged.pop(version, None)
+        if store is None:
+            self._conn.execute(f"DELETE FROM {visible}")  # noqa: S608
+        else:
+            self._conn.execute(f"DROP TABLE {visible}")
+            self._conn.execute(f"ALTER TABLE {quote(store.name)} RENAME TO {visible}")
+            table.visible = _Store(table.name, store.columns)
+        for older in [staged for staged in table.staged if staged < version]:
+            self._conn.execute(f"DROP TABLE {quote(table.staged.pop(older).name)}")
         self._conn.execute(
-            f"DELETE FROM {quote(table.name)} WHERE {quote(TABLE_VERSION)} IS NULL "  # noqa: S608
-            f"OR {quote(TABLE_VERSION)} < ?",
-            (version,),
+            "DELETE FROM _emulator_versions WHERE table_name = ? AND version <= ?",
+            (table.name, version),
         )
         self._conn.execute(
             "UPDATE _emulator_tables SET active_version = ? WHERE name = ?",
@@ -427,57 +563,69 @@ class Storage:
         table: _Table,
         messages: list[Message],
         version: int | None,
+        names: list[str],
         received_at: str,
     ) -> tuple[int, int]:
-        """Apply consecutive upserts (as if one by one); return (stale ignored, ties)."""
-        if _rank(version, 0) < _rank(table.active_version, 0):
+        """Apply consecutive upserts (as if one by one); return (stale ignored, ties).
+
+        Args:
+            table: The table.
+            messages: The upserts.
+            version: The batch's table version.
+            names: The batch's properties (see :func:`_property_names`).
+            received_at: When the request arrived.
+        """
+        store = self._destination(table, version, names, received_at)
+        if store is None:
             return len(messages), 0
+        self._add_columns(table, store, names)
         if not table.key_names:
-            self._write(table, [(message, None) for message in messages], version, received_at)
+            self._write(store, [(message, None) for message in messages], version, received_at)
             return 0, 0
         keys = [_primary_key(message, table.key_names) for message in messages]
-        ranks = self._stored_ranks(table, set(keys))
+        sequences = self._stored_sequences(store, set(keys))
         winners: dict[str, Message] = {}
         stale = 0
         ties = 0
         for key, message in zip(keys, messages, strict=True):
-            new = _rank(version, message.sequence)
-            old = ranks.get(key)
+            new = message.sequence
+            old = sequences.get(key)
             if old is not None and new < old:
                 stale += 1
                 continue
             ties += old == new
-            ranks[key] = new
+            sequences[key] = new
             winners.pop(key, None)  # a replaced row moves to the end, as REPLACE does
             winners[key] = message
         self._write(
-            table, [(message, key) for key, message in winners.items()], version, received_at
+            store, [(message, key) for key, message in winners.items()], version, received_at
         )
         return stale, ties
 
-    def _stored_ranks(self, table: _Table, keys: set[str]) -> dict[str, tuple[bool, int, int]]:
-        ranks: dict[str, tuple[bool, int, int]] = {}
+    def _stored_sequences(self, store: _Store, keys: set[str]) -> dict[str, int]:
+        """Return the stored sequence of each of these primary keys that has a row."""
+        sequences: dict[str, int] = {}
         pending = list(keys)
         for start in range(0, len(pending), _KEYS_PER_QUERY):
             chunk = pending[start : start + _KEYS_PER_QUERY]
             rows = self._conn.execute(
-                f"SELECT {quote(PRIMARY_KEY)}, {quote(TABLE_VERSION)}, {quote(SEQUENCE)} "  # noqa: S608
-                f"FROM {quote(table.name)} WHERE {quote(PRIMARY_KEY)} IN "
-                f"({', '.join('?' * len(chunk))})",
+                f"SELECT {quote(PRIMARY_KEY)}, {quote(SEQUENCE)} FROM {quote(store.name)} "  # noqa: S608
+                f"WHERE {quote(PRIMARY_KEY)} IN ({', '.join('?' * len(chunk))})",
                 chunk,
             )
-            ranks.update((key, _rank(version, sequence)) for key, version, sequence in rows)
-        return ranks
+            sequences.update(rows)
+        return sequences
 
     def _write(
         self,
-        table: _Table,
+        store: _Store,
         rows: list[tuple[Message, str | None]],
         version: int | None,
         received_at: str,
     ) -> None:
-        """Insert rows in order (replacing those with the same primary key)."""
+        """Insert rows in order (replacing those with the same primary key, given with keys)."""
         runs: list[tuple[tuple[str, ...], list[list[object]]]] = []
+        keyed = bool(rows) and rows[0][1] is not None
         for message, key in rows:
             data = t.cast("dict[str, t.Any]", message.data)
             names = tuple(name for name in data if fold(name) not in _SYSTEM_FOLDED)
@@ -488,9 +636,9 @@ class Storage:
             if not runs or runs[-1][0] != names:
                 runs.append((names, []))
             runs[-1][1].append(values)
-        verb = "INSERT OR REPLACE" if table.key_names else "INSERT"
+        verb = "INSERT OR REPLACE" if keyed else "INSERT"
         system = [SEQUENCE, TABLE_VERSION, RECEIVED_AT]
-        if table.key_names:
+        if keyed:
             system.append(PRIMARY_KEY)
         statements: dict[tuple[str, ...], str] = {}
         for names, values_list in runs:
@@ -498,7 +646,7 @@ class Storage:
             if statement is None:
                 columns = [*system, *names]
                 statement = (
-                    f"{verb} INTO {quote(table.name)} ({', '.join(map(quote, columns))}) "
+                    f"{verb} INTO {quote(store.name)} ({', '.join(map(quote, columns))}) "
                     f"VALUES ({', '.join('?' * len(columns))})"
                 )
                 statements[names] = statement
@@ -507,13 +655,9 @@ class Storage:
     # Reading
 
     def tables(self) -> dict[str, int]:
-        """Return each loaded table's name and row count, by name."""
+        """Return each loaded table's name and row count (visible rows only), by name."""
         with self._lock:
-            names = [row[0] for row in self._conn.execute("SELECT name FROM _emulator_tables")]
-            return {
-                name: self._conn.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]  # noqa: S608
-                for name in sorted(names)
-            }
+            return self._row_counts()
 
     def rows(self, table: str, *, system: bool = False) -> list[dict[str, t.Any]]:
         """Return a table's rows in insertion order, values decoded exactly.
@@ -537,7 +681,11 @@ class Storage:
             return [{names[i]: decode_value(row[i]) for i in keep} for row in cursor]
 
     def table_info(self, table: str) -> dict[str, t.Any]:
-        """Return a table's key names, active version and creation time.
+        """Return a table's key names, active version, creation time and staged versions.
+
+        Returns:
+            ``{"key_names": [str], "active_version": int | None, "created_at": str,
+            "staged": [{"version": int, "rows": int}]}``, staged versions in ascending order.
 
         Raises:
             UnknownTableError: No such table was loaded.
@@ -548,28 +696,69 @@ class Storage:
                 "SELECT key_names, active_version, created_at FROM _emulator_tables WHERE name = ?",
                 (table,),
             ).fetchone()
-        return {"key_names": json.loads(key_names), "active_version": active, "created_at": created}
+            staged = self._staged().get(table, [])
+        return {
+            "key_names": json.loads(key_names),
+            "active_version": active,
+            "created_at": created,
+            "staged": staged,
+        }
 
     def stats(self) -> dict[str, t.Any]:
-        """Return totals of accepted batches, overall and per table.
+        """Return totals of accepted batches, overall and per table, from one snapshot.
 
         Returns:
             ``{"batches", "messages", "bytes", "stale_ignored", "ties": int, "tables": {name:
-            {"rows", "batches", "messages", "bytes", "stale_ignored", "ties": int}}}``.
+            {"rows", "batches", "messages", "bytes", "stale_ignored", "ties": int,
+            "active_version": int | None, "staged": [{"version": int, "rows": int}]}}}``;
+            ``rows`` counts the visible rows, ``staged`` the versions loaded but not active.
         """
-        counts = self.tables()
-        with self._lock:
-            total = self._conn.execute(f"SELECT {_TOTALS} FROM _emulator_batches").fetchone()  # noqa: S608
-            per_table = self._conn.execute(
-                f"SELECT table_name, {_TOTALS} FROM _emulator_batches GROUP BY table_name",  # noqa: S608
-            ).fetchall()
         fields = ("batches", *_COUNTERS)
-        tables: dict[str, dict[str, int]] = {
-            name: {"rows": rows, **dict.fromkeys(fields, 0)} for name, rows in counts.items()
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                counts = self._row_counts()
+                staged = self._staged()
+                active = dict(
+                    self._conn.execute("SELECT name, active_version FROM _emulator_tables")
+                )
+                total = self._conn.execute(f"SELECT {_TOTALS} FROM _emulator_batches").fetchone()  # noqa: S608
+                per_table = {
+                    name: values
+                    for name, *values in self._conn.execute(
+                        f"SELECT table_name, {_TOTALS} FROM _emulator_batches GROUP BY table_name",  # noqa: S608
+                    )
+                }
+            finally:
+                self._conn.execute("COMMIT")
+        tables = {
+            name: {
+                "rows": rows,
+                **dict(zip(fields, per_table.get(name, [0] * len(fields)), strict=True)),
+                "active_version": active[name],
+                "staged": staged.get(name, []),
+            }
+            for name, rows in counts.items()
         }
-        for name, *values in per_table:
-            tables.setdefault(name, {"rows": 0}).update(zip(fields, values, strict=True))
         return {**dict(zip(fields, total, strict=True)), "tables": tables}
+
+    def _row_counts(self) -> dict[str, int]:
+        names = [row[0] for row in self._conn.execute("SELECT name FROM _emulator_tables")]
+        return {
+            name: self._conn.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]  # noqa: S608
+            for name in sorted(names)
+        }
+
+    def _staged(self) -> dict[str, list[dict[str, int]]]:
+        """Return the staged versions of every table that has some, with their row counts."""
+        staged: dict[str, list[dict[str, int]]] = {}
+        rows = self._conn.execute(
+            "SELECT table_name, version, stage FROM _emulator_versions ORDER BY table_name, version"
+        ).fetchall()
+        for table, version, stage in rows:
+            count = self._conn.execute(f"SELECT count(*) FROM {quote(stage)}").fetchone()[0]  # noqa: S608
+            staged.setdefault(table, []).append({"version": version, "rows": count})
+        return staged
 
     def _require_table(self, table: str) -> None:
         found = self._conn.execute(

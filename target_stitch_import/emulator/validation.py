@@ -33,8 +33,10 @@ import simplejson
 from target_stitch_import.contract import (
     MAX_DATA_POINTS,
     MAX_MESSAGES,
+    MAX_RECORD_DEPTH,
     MAX_SEQUENCE,
     MAX_STRING_KEY_LENGTH,
+    record_shape,
 )
 from target_stitch_import.draft4 import Draft4Checker, check_schema, compile_draft4, error_pointer
 
@@ -43,8 +45,6 @@ if t.TYPE_CHECKING:
 
 #: Table names starting with these (compared case-insensitively) are refused.
 RESERVED_TABLE_PREFIXES = ("_emulator_", "sqlite_")
-#: Deepest nesting of objects and arrays accepted inside one record's ``data``.
-MAX_RECORD_DEPTH = 100
 #: Compiled schemas kept for reuse (batches of one table repeat their schema).
 SCHEMA_CACHE_SIZE = 64
 
@@ -375,24 +375,6 @@ def _short(text: str) -> str:
     return text if len(text) <= _MESSAGE_LIMIT else text[:_MESSAGE_LIMIT] + "..."
 
 
-def _shape(value: object) -> tuple[int, int]:
-    """Return (data points, nesting depth) of a value; scalars (null too) are data points."""
-    points = 0
-    deepest = 0
-    pending: list[tuple[object, int]] = [(value, 0)]
-    while pending:
-        current, depth = pending.pop()
-        if isinstance(current, dict):
-            deepest = max(deepest, depth + 1)
-            pending.extend((item, depth + 1) for item in current.values())
-        elif isinstance(current, list):
-            deepest = max(deepest, depth + 1)
-            pending.extend((item, depth + 1) for item in current)
-        else:
-            points += 1
-    return points, deepest
-
-
 def _has_lone_surrogate(value: object) -> bool:
     pending: list[object] = [value]
     while pending:
@@ -412,7 +394,7 @@ def _has_lone_surrogate(value: object) -> bool:
 
 def _check_record_shape(index: int, data: dict[str, t.Any], key_names: t.Sequence[str]) -> None:
     flat = not any(isinstance(value, (dict, list)) for value in data.values())
-    points, depth = (len(data), 1) if flat else _shape(data)
+    points, depth = (len(data), 1) if flat else record_shape(data)
     if points > MAX_DATA_POINTS:
         _reject(
             f"Record {index} has {points} data points, more than the maximum of {MAX_DATA_POINTS}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import typing as t
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,8 +81,8 @@ class Result:
     def last_error_line(self) -> str:
         """The one fatal error line (plain form); fails when there is not exactly one."""
         errors = self.error_lines
-        assert len(errors) <= 1, f"more than one error line: {errors}"  # noqa: S101
-        assert "Traceback" not in self.stderr, self.stderr  # noqa: S101
+        assert len(errors) <= 1, f"more than one error line: {errors}"
+        assert "Traceback" not in self.stderr, self.stderr
         return errors[0] if errors else ""
 
     @property
@@ -94,7 +95,7 @@ def _plain_error(line: str) -> str:
     if line.startswith(ERROR_PREFIX):
         return line
     parts = line.split(" | ", 3)
-    if len(parts) == 4 and parts[1].strip() == "ERROR" and parts[2].strip() == "target-stitch-import":  # noqa: PLR2004
+    if len(parts) == 4 and parts[1].strip() == "ERROR" and parts[2].strip() == "target-stitch-import":
         return ERROR_PREFIX + parts[3].strip()
     return ""
 
@@ -137,3 +138,15 @@ def start_target(config: dict[str, t.Any], directory: Path) -> subprocess.Popen[
         text=True,
         bufsize=1,
     )
+
+
+def read_line(process: subprocess.Popen[str], timeout: float) -> str:
+    """Read one stdout line of a running process, failing after ``timeout`` seconds."""
+    box: list[str] = []
+    stdout = process.stdout
+    assert stdout is not None
+    reader = threading.Thread(target=lambda: box.append(stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert box, f"no line within {timeout} s"
+    return box[0]

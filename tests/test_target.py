@@ -6,7 +6,6 @@ import decimal
 import json
 import os
 import subprocess
-import threading
 import time
 import typing as t
 from pathlib import Path
@@ -16,6 +15,7 @@ from targetrun import (
     COMMAND,
     activate_version,
     lines,
+    read_line,
     record,
     run_target,
     schema,
@@ -230,16 +230,6 @@ def test_age_flush_sends_while_the_tap_is_idle(emulator: Emulator, tmp_path: Pat
     process.stdin.close()
     assert process.wait(timeout=60) == 0
     assert len(emulator.rows("slow")) == 4
-
-
-def read_line(process: t.Any, timeout: float) -> str:
-    """Read one stdout line of a running process, failing after ``timeout`` seconds."""
-    box: list[str] = []
-    reader = threading.Thread(target=lambda: box.append(process.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    assert box, f"no line within {timeout} s"
-    return box[0]
 
 
 def test_state_only_after_acknowledgement_in_order(start_emulator: t.Callable[..., Emulator], tmp_path: Path) -> None:

@@ -27,7 +27,8 @@ class SchemaMessage:
     bookmark_properties: tuple[str, ...]
 
 
-def _kind(value: object) -> str:
+def json_kind(value: object) -> str:
+    """Name the kind of a JSON value for a message: "an object", "a number", ..."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -54,7 +55,7 @@ def stream_name(message: t.Mapping[str, t.Any]) -> str:
     kind = message.get("type", "")
     name = message.get("stream")
     if not isinstance(name, str) or not name:
-        got = "none" if "stream" not in message else _kind(name) if name != "" else "an empty text"
+        got = "an empty text" if name == "" else json_kind(name) if "stream" in message else "none"
         msg = f'a {kind} message needs a "stream" name (a non-empty text); got {got}'
         raise InputError(msg)
     return name
@@ -71,7 +72,7 @@ def _names(stream: str, field: str, value: object) -> list[str]:
     bad = value if not isinstance(value, list) else next(v for v in value if not isinstance(v, str))
     msg = (
         f"stream '{_short(stream)}': {field} must be a list of property names (texts); "
-        f"it holds {_kind(bad)}"
+        f"it holds {json_kind(bad)}"
     )
     raise InputError(msg)
 
@@ -90,7 +91,7 @@ def schema_message(message: t.Mapping[str, t.Any]) -> SchemaMessage:
     where = f"stream '{_short(stream)}'"
     schema = message.get("schema")
     if not isinstance(schema, dict):
-        msg = f'{where}: SCHEMA needs a "schema" object (a JSON Schema); got {_kind(schema)}'
+        msg = f'{where}: SCHEMA needs a "schema" object (a JSON Schema); got {json_kind(schema)}'
         raise InputError(msg)
     if "properties" not in schema:
         msg = (
@@ -102,14 +103,14 @@ def schema_message(message: t.Mapping[str, t.Any]) -> SchemaMessage:
     if not isinstance(properties, dict):
         msg = (
             f'{where}: the schema\'s "properties" must be an object mapping each field to '
-            f"its schema; got {_kind(properties)}"
+            f"its schema; got {json_kind(properties)}"
         )
         raise InputError(msg)
     for name, subschema in properties.items():
         if not isinstance(subschema, dict):
             msg = (
                 f"{where}: the schema of field '{_short(name)}' must be an object; got "
-                f"{_kind(subschema)}"
+                f"{json_kind(subschema)}"
             )
             raise InputError(msg)
     keys = _names(stream, "key_properties", message.get("key_properties"))
@@ -136,14 +137,14 @@ def record_message(message: t.Mapping[str, t.Any]) -> tuple[str, dict[str, t.Any
     if not isinstance(record, dict):
         msg = (
             f"stream '{_short(stream)}': a RECORD's \"record\" must be a JSON object; got "
-            f"{'none' if 'record' not in message else _kind(record)}"
+            f"{'none' if 'record' not in message else json_kind(record)}"
         )
         raise InputError(msg)
     version = message.get("version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         msg = (
             f"stream '{_short(stream)}': a RECORD's \"version\" must be an integer; got "
-            f"{_kind(version)}"
+            f"{json_kind(version)}"
         )
         raise InputError(msg)
     return stream, record, version
@@ -160,7 +161,7 @@ def activate_version_message(message: t.Mapping[str, t.Any]) -> tuple[str, int]:
     if isinstance(version, bool) or not isinstance(version, int):
         msg = (
             f"stream '{_short(stream)}': ACTIVATE_VERSION needs an integer \"version\"; got "
-            f"{'none' if 'version' not in message else _kind(version)}"
+            f"{'none' if 'version' not in message else json_kind(version)}"
         )
         raise InputError(msg)
     return stream, version

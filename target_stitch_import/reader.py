@@ -27,6 +27,7 @@ from singer_sdk.contrib.msgspec import decoder as _singer_decoder
 from singer_sdk.singerlib.encoding.base import SingerMessageType
 
 from target_stitch_import.errors import DeliveryError, InputError, StoppedError
+from target_stitch_import.messages import json_kind
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -162,18 +163,7 @@ class LineReader(MsgSpecReader):
     def deserialize_json(self, line: str) -> dict:
         message = decode_json(line)
         if not isinstance(message, dict):
-            msg = f"a Singer message is a JSON object; this line holds a JSON {_json_kind(message)}"
+            msg = f"a Singer message is a JSON object; this line holds {json_kind(message)}"
             raise InputError(msg)
         return message
 
-
-def _json_kind(value: object) -> str:
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    return "number"

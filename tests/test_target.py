@@ -482,7 +482,7 @@ def test_config_from_environment(emulator: Emulator, tmp_path: Path) -> None:
     ("line", "expected"),
     [
         ('{"type": "RECORD", oops', "input line 2: not valid JSON"),
-        ("[1, 2]", "input line 2: a Singer message is a JSON object; this line holds a JSON array"),
+        ("[1, 2]", "input line 2: a Singer message is a JSON object; this line holds an array"),
         ('{"foo": 1}', 'input line 2: a Singer message needs a "type"'),
         ('{"type": "RECORD", "stream": "nope", "record": {"id": 1}}', "stream 'nope': a RECORD came before"),
         ('{"type": "STATE"}', 'input line 2: a STATE message needs a "value"'),

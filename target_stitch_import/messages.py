@@ -107,11 +107,9 @@ def schema_message(message: t.Mapping[str, t.Any]) -> SchemaMessage:
         )
         raise InputError(msg)
     for name, subschema in properties.items():
-        if not isinstance(subschema, dict):
-            msg = (
-                f"{where}: the schema of field '{_short(name)}' must be an object; got "
-                f"{json_kind(subschema)}"
-            )
+        problem = _field_problem(subschema)
+        if problem is not None:
+            msg = f"{where}: the schema of field '{_short(name)}' {problem}"
             raise InputError(msg)
     keys = _names(stream, "key_properties", message.get("key_properties"))
     return SchemaMessage(stream, schema, keys, _bookmarks(message.get("bookmark_properties")))
@@ -124,6 +122,24 @@ def _bookmarks(value: object) -> tuple[str, ...]:
     if isinstance(value, list):
         return tuple(name for name in value if isinstance(name, str))
     return ()
+
+
+def _field_problem(subschema: object) -> str | None:
+    """What keeps the SDK from reading a top-level field's schema (None when nothing)."""
+    if not isinstance(subschema, dict):
+        return f"must be an object; got {json_kind(subschema)}"
+    kind = subschema.get("type")
+    if kind is not None and not isinstance(kind, str) and not (
+        isinstance(kind, list) and all(isinstance(name, str) for name in kind)
+    ):
+        return f'has a "type" that is neither a type name nor a list of them ({json_kind(kind)})'
+    for keyword in ("anyOf", "allOf", "oneOf"):
+        branches = subschema.get(keyword)
+        if branches is not None and not (
+            isinstance(branches, list) and all(isinstance(branch, dict) for branch in branches)
+        ):
+            return f'has an "{keyword}" that is not a list of schemas (objects)'
+    return None
 
 
 def record_message(message: t.Mapping[str, t.Any]) -> tuple[str, dict[str, t.Any], int | None]:

@@ -160,6 +160,7 @@ class StitchImportSink(BatchSink):
         """Create the sink of one stream; its run-wide state comes from the target."""
         self._settings = target.settings
         self._sent_schema: dict[str, t.Any] | None = None
+        self._schema_notes: list[str] = []
         super().__init__(target, stream_name, schema, key_properties)
         self._target = target
         self._stream: StreamState = target.stream_state(stream_name)
@@ -173,6 +174,8 @@ class StitchImportSink(BatchSink):
         self._batch_hold = 0
         self._batch_opened = 0.0
         self._headers: dict[int | None, bytes] = {}
+        _ = self.sent_schema  # built and checked now, also when validate_records is off
+        self._warn_schema_notes()
 
     # Schema sent and validation
 
@@ -181,9 +184,8 @@ class StitchImportSink(BatchSink):
         """The schema each batch carries (the stream's schema after ``schema_mode``).
 
         Built and checked once per sink, when the SCHEMA arrives (see :meth:`get_validator`).
-        What relaxed mode loosens beyond its routine rules is logged from the first use
-        after the sink is set up: one warning per stream and field in a run, however often
-        the SCHEMA is repeated.
+        What relaxed mode loosens beyond its routine rules is logged when the sink is set up:
+        one warning per stream and field in a run, however often the SCHEMA is repeated.
 
         Raises:
             SchemaError: The schema cannot be sent (nested too deeply, too large; in strict
@@ -199,18 +201,15 @@ class StitchImportSink(BatchSink):
             except SchemaProblemError as exc:
                 raise exc.for_stream(self.stream_name) from None
             self._sent_schema = adapted.schema
-            self._schema_warnings = describe_notes(adapted.notes)
-        stream: StreamState | None = getattr(self, "_stream", None)  # None during __init__
-        if stream is not None and self._schema_warnings:
-            warned = stream._warned  # noqa: SLF001 - the stream's run-long warn-once keys
-            for text in self._schema_warnings:
-                if f"schema: {text}" not in warned:
-                    warned.add(f"schema: {text}")
-                    self.logger.warning(
-                        "Stream '%s': %s (schema_mode=relaxed)", self.stream_name, text
-                    )
-            self._schema_warnings = []
+            self._schema_notes = describe_notes(adapted.notes)
         return self._sent_schema
+
+    def _warn_schema_notes(self) -> None:
+        """Log what relaxed mode loosened beyond its routine rules, once per stream and field."""
+        for text in self._schema_notes:
+            if self._stream.warn_once(f"schema: {text}"):
+                self.logger.warning("Stream '%s': %s (schema_mode=relaxed)", self.stream_name, text)
+        self._schema_notes = []
 
     @override
     def get_validator(self) -> BaseJSONSchemaValidator | None:

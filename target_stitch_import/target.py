@@ -42,6 +42,7 @@ from target_stitch_import.errors import (
     StoppedError,
 )
 from target_stitch_import.reader import LineReader, at_line, decode_json
+from target_stitch_import.schema import SchemaProblemError, check_nesting
 from target_stitch_import.sender import Deliver, Sender
 from target_stitch_import.sequence import Sequencer, first_bookmark
 from target_stitch_import.settings import CONFIG_JSONSCHEMA, Settings
@@ -99,6 +100,13 @@ class StreamState:
     record_versions: set[int] = field(default_factory=set)
     _warned: set[str] = field(default_factory=set)
 
+    def warn_once(self, key: str) -> bool:
+        """Return True the first time ``key`` is given in this run (then warn), else False."""
+        if key in self._warned:
+            return False
+        self._warned.add(key)
+        return True
+
     def versions_to_activate(self, version: int) -> list[int]:
         """Take an ACTIVATE_VERSION; return the versions whose load it finishes, in order.
 
@@ -132,8 +140,7 @@ class StreamState:
         """Return the sequence of the next record of this stream."""
         sequencer = self.sequencer
         sequence = sequencer.next(first_bookmark(record, self.bookmark_names), time.time_ns())
-        if sequencer.fallback_reason is not None and "fallback" not in self._warned:
-            self._warned.add("fallback")
+        if sequencer.fallback_reason is not None and self.warn_once("fallback"):
             self.logger.warning(
                 "Stream '%s': bookmark '%s' value cannot order sequences (%s); records "
                 "with such values get time-based sequences.",
@@ -141,8 +148,7 @@ class StreamState:
                 self.bookmark_names[0],
                 sequencer.fallback_reason,
             )
-        if sequencer.saturated and "saturated" not in self._warned:
-            self._warned.add("saturated")
+        if sequencer.saturated and self.warn_once("saturated"):
             self.logger.warning(
                 "Stream '%s': more than 1,000 records share one '%s' value; repeats of "
                 "one key among them may share a sequence.",
@@ -320,6 +326,10 @@ class TargetStitchImport(Target):
     @override
     def _process_schema_message(self, message_dict: dict) -> None:
         message = messages.schema_message(message_dict)
+        try:  # before the SDK copies the schema recursively
+            check_nesting(message.schema)
+        except SchemaProblemError as exc:
+            raise exc.for_stream(message.stream) from None
         self._bookmarks[message.stream] = message.bookmark_properties
         super()._process_schema_message(
             {

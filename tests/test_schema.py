@@ -1,5 +1,7 @@
 """Unit tests of :mod:`target_stitch_import.schema` (``adapt_schema``), table-driven.
 
+Hostile schemas (too deep, $ref loops, odd shapes), end to end too: test_schema_hostile.py.
+
 The schemas are the shapes real taps send (meltanolabs-tap-postgres, singer-io
 tap-postgres, SDK taps writing JSON Schema 2020-12); the records are what those taps
 really emit. Records are validated as Stitch does: JSON Schema Draft 4 with exact numbers
@@ -18,7 +20,14 @@ import jsonschema
 import pytest
 
 from target_stitch_import.draft4 import ExactDraft4Validator
-from target_stitch_import.schema import DRAFT4_TYPES, SchemaMode, adapt_schema
+from target_stitch_import.schema import (
+    DRAFT4_TYPES,
+    SchemaMode,
+    SchemaProblemError,
+    adapt_schema,
+    adapt_schema_with_notes,
+    describe_notes,
+)
 
 D = decimal.Decimal
 RELAXED = SchemaMode.RELAXED
@@ -29,6 +38,11 @@ def relaxed(schema: dict[str, t.Any], keys: t.Sequence[str] = ()) -> dict[str, t
     adapted = adapt_schema(schema, keys, RELAXED)
     jsonschema.Draft4Validator.check_schema(adapted)
     return adapted
+
+
+def warnings_of(schema: t.Mapping[str, t.Any], keys: t.Sequence[str] = ()) -> list[str]:
+    """The texts relaxed mode's notes on ``schema`` become (one per field)."""
+    return describe_notes(adapt_schema_with_notes(schema, keys, RELAXED).notes)
 
 
 def errors(schema: t.Mapping[str, t.Any], record: t.Any) -> list[str]:
@@ -293,6 +307,24 @@ QUIRKS: list[tuple[str, dict[str, t.Any], list[str], dict[str, t.Any]]] = [
         obj({"x": {"type": ["string", "null"]}, "y": {}}),
     ),
     (
+        "unknown type next to null only: no type is left, not a null-only field",
+        obj({"x": {"type": ["null", "strng"]}, "y": {"type": ["integr", "null", 7]}}),
+        [],
+        obj({"x": {}, "y": {}}),
+    ),
+    (
+        "pattern and patternProperties names that are not regular expressions dropped",
+        obj({"s": {"type": "string", "pattern": "["}, "m": {"patternProperties": {"(": {}}}}),
+        [],
+        obj({"s": {"type": ["string", "null"]}, "m": {"patternProperties": {}}}),
+    ),
+    (
+        "values that are not schemas where a schema belongs",
+        obj({"l": {"type": "array", "items": 5}, "o": {"properties": {"p": 5}}, "t": {"type": 7}}),
+        [],
+        obj({"l": {"type": ["array", "null"]}, "o": {"properties": {"p": {}}}, "t": {}}),
+    ),
+    (
         "duplicate type names merged",
         obj({"x": {"type": ["string", "null", "string"]}}),
         [],
@@ -549,9 +581,35 @@ def test_quirk(schema: dict[str, t.Any], keys: list[str], expected: dict[str, t.
 ALL_SCHEMAS = [MELTANOLABS_ITEMS, SINGER_IO_ITEMS, MODERN, *(q[1] for q in QUIRKS)]
 
 
-@pytest.mark.parametrize("schema", ALL_SCHEMAS)
-@pytest.mark.parametrize("mode", list(SchemaMode))
-def test_input_is_never_mutated(schema: dict[str, t.Any], mode: SchemaMode) -> None:
+#: The quirks strict mode refuses: not Draft 4 (Stitch answers "Invalid JSON schema"), a
+#: ``$ref`` to nothing, a pattern that is not a regular expression. MODERN too (2020-12).
+STRICT_REFUSED_QUIRKS = {
+    "numeric exclusiveMinimum/exclusiveMaximum (draft 6+)",
+    "numeric exclusiveMinimum next to a stricter minimum keeps the minimum",
+    "unknown type names dropped",
+    "unknown type next to null only: no type is left, not a null-only field",
+    "pattern and patternProperties names that are not regular expressions dropped",
+    "values that are not schemas where a schema belongs",
+    "duplicate type names merged",
+    "unresolvable and remote refs accept anything",
+    "boolean subschemas (draft 6+) become {}",
+    "count keywords made Draft 4 integers",
+    "empty enum, empty anyOf and empty tuple dropped (invalid Draft 4)",
+    "duplicate enum values merged as JSON sees them",
+}
+#: The schemas strict mode sends as they are.
+STRICT_SCHEMAS = [
+    MELTANOLABS_ITEMS,
+    SINGER_IO_ITEMS,
+    *(q[1] for q in QUIRKS if q[0] not in STRICT_REFUSED_QUIRKS),
+]
+
+
+@pytest.mark.parametrize(
+    ("mode", "schema"),
+    [*((RELAXED, s) for s in ALL_SCHEMAS), *((SchemaMode.STRICT, s) for s in STRICT_SCHEMAS)],
+)
+def test_input_is_never_mutated(mode: SchemaMode, schema: dict[str, t.Any]) -> None:
     before = copy.deepcopy(schema)
     adapted = adapt_schema(schema, ["id"], mode)
     assert schema == before
@@ -559,15 +617,22 @@ def test_input_is_never_mutated(schema: dict[str, t.Any], mode: SchemaMode) -> N
     assert schema == before  # no structure shared with the input
 
 
-@pytest.mark.parametrize("schema", ALL_SCHEMAS)
+@pytest.mark.parametrize("schema", STRICT_SCHEMAS)
 def test_strict_is_an_equal_copy(schema: dict[str, t.Any]) -> None:
-    adapted = adapt_schema(schema, ["id"], SchemaMode.STRICT)
-    assert adapted == schema
-    assert adapted is not schema
+    adapted = adapt_schema_with_notes(schema, ["id"], SchemaMode.STRICT)
+    assert adapted.schema == schema
+    assert adapted.schema is not schema
+    assert adapted.notes == ()
+
+
+@pytest.mark.parametrize("schema", [s for s in ALL_SCHEMAS if s not in STRICT_SCHEMAS])
+def test_strict_refuses_what_stitch_refuses(schema: dict[str, t.Any]) -> None:
+    with pytest.raises(SchemaProblemError, match=r"; fix the tap's schema or use schema_mode="):
+        adapt_schema(schema, ["id"], SchemaMode.STRICT)
 
 
 def test_mode_may_be_given_as_text() -> None:
-    assert adapt_schema(MODERN, [], "strict") == MODERN
+    assert adapt_schema(SINGER_IO_ITEMS, [], "strict") == SINGER_IO_ITEMS
     assert adapt_schema(MODERN, [], "relaxed") == adapt_schema(MODERN, [], RELAXED)
     with pytest.raises(ValueError, match="lenient"):
         adapt_schema(MODERN, [], "lenient")
@@ -748,3 +813,381 @@ def test_wide_schema_adapts_quickly() -> None:
     elapsed = time.perf_counter() - started
     assert len(adapted["properties"]) == 2000
     assert elapsed < 1.0, f"adapt_schema took {elapsed:.3f}s for 2,000 columns"
+
+
+# --- notes: what relaxed mode loosens beyond its routine rules, one text per field -----
+
+#: A schema using every routine relaxation at once: none of it is worth a warning.
+ROUTINE = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://example.com/routine.json",
+    "$comment": "routine",
+    "type": "object",
+    "required": ["id", "o"],
+    "additionalProperties": False,
+    "unevaluatedProperties": False,
+    "properties": {
+        "id": {"type": "integer", "description": "key", "examples": [1]},
+        "o": {
+            "type": "object",
+            "nullable": True,
+            "required": ["a"],
+            "dependencies": {"a": ["b"]},
+            "dependentRequired": {"a": ["b"]},
+            "additionalProperties": False,
+            "properties": {"a": {"const": 1, "deprecated": True}, "b": {"readOnly": True}},
+        },
+        "t": {"type": "array", "prefixItems": [{"type": "string"}], "items": False},
+        "r": {"$ref": "#/$defs/tree"},
+        "u": {"oneOf": [{"type": "integer"}, {"type": "number", "exclusiveMinimum": 0}]},
+        "s": {"type": "string", "maxLength": 255.0, "contentMediaType": "text/plain"},
+        "e": {"enum": [1, 1.0, "a"]},
+        "b": True,
+    },
+    "$defs": {
+        "tree": {
+            "type": "object",
+            "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/tree"}}},
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("schema", [MELTANOLABS_ITEMS, SINGER_IO_ITEMS, MODERN, ROUTINE])
+def test_routine_relaxations_make_no_notes(schema: dict[str, t.Any]) -> None:
+    assert adapt_schema_with_notes(schema, ["id"], RELAXED).notes == ()
+
+
+ANY = "it is sent as accepting any value"
+LOOSER = "it is dropped, so values it refuses are accepted"
+
+NOTES: list[tuple[str, dict[str, t.Any], list[str]]] = [
+    (
+        "unknown type",
+        obj({"qty": {"type": "integr"}}),
+        [f"field 'qty' has unknown type 'integr'; {ANY}"],
+    ),
+    (
+        "unknown type next to null",
+        obj({"n": {"type": ["null", "strng"]}}),
+        [f"field 'n' has unknown type 'strng'; {ANY}"],
+    ),
+    (
+        "unknown type next to a known one",
+        obj({"x": {"type": ["string", "money"]}}),
+        ["field 'x' has unknown type 'money'; it is dropped from its types"],
+    ),
+    (
+        "unknown types, one not even a text",
+        obj({"x": {"type": ["integr", 7, "integr"]}}),
+        [f"field 'x' has unknown types 'integr', 7; {ANY}"],
+    ),
+    (
+        "field paths through objects, arrays and maps",
+        obj(
+            {
+                "a": {
+                    "type": "object",
+                    "properties": {
+                        "b": {
+                            "type": "array",
+                            "items": {"type": "object", "properties": {"c": {"type": "strng"}}},
+                        },
+                        "m": {"additionalProperties": {"type": "txt"}},
+                    },
+                },
+            },
+        ),
+        [
+            f"field 'a.b[].c' has unknown type 'strng'; {ANY}",
+            f"field 'a.m.*' has unknown type 'txt'; {ANY}",
+        ],
+    ),
+    (
+        "not dropped",
+        obj({"x": {"type": "string", "not": {"enum": ["a"]}}}),
+        [f"field 'x' has 'not'; {LOOSER}"],
+    ),
+    (
+        "if/then/else dropped",
+        obj({"x": {"if": {"type": "string"}, "then": {"maxLength": 3}, "else": {"minimum": 0}}}),
+        [
+            (
+                "field 'x' has 'if', 'then', 'else'; they are dropped, so values they refuse are "
+                "accepted"
+            )
+        ],
+    ),
+    (
+        "later drafts' constraints dropped",
+        obj(
+            {
+                "d": {"type": "object", "dependentSchemas": {"a": {"required": ["b"]}}},
+                "c": {"type": "array", "contains": {"type": "string"}},
+                "p": {"type": "object", "propertyNames": {"maxLength": 3}},
+                "u": {"type": "object", "unevaluatedProperties": {"type": "string"}},
+            },
+        ),
+        [
+            f"field 'd' has 'dependentSchemas'; {LOOSER}",
+            f"field 'c' has 'contains'; {LOOSER}",
+            f"field 'p' has 'propertyNames'; {LOOSER}",
+            f"field 'u' has 'unevaluatedProperties'; {LOOSER}",
+        ],
+    ),
+    (
+        "values Draft 4 refuses",
+        obj(
+            {
+                "e": {"enum": []},
+                "s": {"type": "string", "maxLength": -1, "minLength": 1.5},
+                "n": {"type": "number", "multipleOf": 0, "minimum": "0"},
+                "t": {"type": 7},
+                "l": {"type": "array", "items": 5, "uniqueItems": "yes"},
+                "o": {"type": "object", "properties": [], "additionalProperties": "no"},
+                "a": {"anyOf": [], "allOf": {"type": "string"}},
+            },
+        ),
+        [
+            "field 'e' has 'enum': [], which is not valid Draft 4; it is dropped",
+            (
+                "field 's' has 'maxLength': -1, which is not valid Draft 4 (it is dropped) and "
+                "'minLength': 1.5, which is not valid Draft 4 (it is dropped)"
+            ),
+            (
+                "field 'n' has 'multipleOf': 0, which is not valid Draft 4 (it is dropped) and "
+                "'minimum': '0', which is not valid Draft 4 (it is dropped)"
+            ),
+            "field 't' has 'type': 7, which is not valid Draft 4; it is dropped",
+            (
+                "field 'l' has 'items': 5, which is not valid Draft 4 (it is dropped) and "
+                "'uniqueItems': 'yes', which is not valid Draft 4 (it is dropped)"
+            ),
+            (
+                "field 'o' has 'properties': [], which is not valid Draft 4 (it is dropped) and "
+                "'additionalProperties': 'no', which is not valid Draft 4 (it is dropped)"
+            ),
+            (
+                "field 'a' has 'anyOf': [], which is not valid Draft 4 (it is dropped) and "
+                '\'allOf\': {"type": "string"}, which is not valid Draft 4 (it is dropped)'
+            ),
+        ],
+    ),
+    (
+        "patterns that are not regular expressions",
+        obj({"s": {"pattern": "["}, "m": {"patternProperties": {"(": {"type": "string"}}}}),
+        [
+            "field 's' has pattern '[', not a regular expression; it is dropped",
+            "field 'm' has patternProperties '(', not a regular expression; it is dropped",
+        ],
+    ),
+    (
+        "something else where a schema belongs",
+        obj({"o": {"type": "object", "properties": {"p": 5, "q": "x"}}, "a": {"anyOf": [None]}}),
+        [
+            f"field 'o.p' has 5 where a schema belongs; {ANY}",
+            f"field 'o.q' has 'x' where a schema belongs; {ANY}",
+            f"field 'a' has null where a schema belongs; {ANY}",
+        ],
+    ),
+    (
+        "refs that resolve to nothing, or only to themselves",
+        {
+            "type": "object",
+            "properties": {
+                "m": {"$ref": "#/definitions/missing"},
+                "r": {"$ref": "https://example.com/other.json#/x"},
+                "l": {"$ref": "#/definitions/loop"},
+                "k": {"anyOf": [{"type": "string"}, {"$ref": "#/definitions/knot"}]},
+            },
+            "definitions": {
+                "loop": {"$ref": "#/definitions/loop"},
+                "knot": {"anyOf": [{"type": "integer"}, {"$ref": "#/definitions/knot"}]},
+            },
+        },
+        [
+            f"field 'm' has $ref '#/definitions/missing', which names nothing in the schema; {ANY}",
+            (
+                "field 'r' has $ref 'https://example.com/other.json#/x' to another document, which "
+                f"is never fetched; {ANY}"
+            ),
+            (
+                "field 'l' has $ref '#/definitions/loop' in a loop of $refs that never reaches a "
+                f"schema; {ANY}"
+            ),
+            (
+                "field 'k' has $ref '#/definitions/knot' in a loop of $refs that never reaches a "
+                f"schema; {ANY}"
+            ),
+        ],
+    ),
+    (
+        "the top level",
+        {"type": "object", "properties": {}, "not": {"required": ["x"]}},
+        [f"the schema's top level has 'not'; {LOOSER}"],
+    ),
+    (
+        "several problems of one field in one text; the same problem once",
+        obj({"qty": {"anyOf": [{"type": "integr"}, {"type": "integr", "not": {}}]}}),
+        [f"field 'qty' has unknown type 'integr' ({ANY}) and 'not' ({LOOSER})"],
+    ),
+    (
+        "a definition used by two fields: a text for each",
+        {
+            "type": "object",
+            "properties": {"a": {"$ref": "#/$defs/q"}, "b": {"$ref": "#/$defs/q"}},
+            "$defs": {"q": {"type": "integr"}, "unused": {"type": "bogus"}},
+        },
+        [
+            f"field 'a' has unknown type 'integr'; {ANY}",
+            f"field 'b' has unknown type 'integr'; {ANY}",
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("schema", "expected"), [n[1:] for n in NOTES], ids=[n[0] for n in NOTES])
+def test_notes(schema: dict[str, t.Any], expected: list[str]) -> None:
+    assert warnings_of(schema) == expected
+    relaxed(schema)  # and the schema sent is valid Draft 4
+
+
+# --- strict: refused before anything is sent, one line each ---------------------------
+
+FIX = "fix the tap's schema or use schema_mode=relaxed"
+
+STRICT_REFUSALS: list[tuple[str, dict[str, t.Any], str]] = [
+    (
+        "unknown type",
+        obj({"qty": {"type": "integr"}}),
+        (
+            f"field 'qty' has unknown type 'integr' (Stitch answers 'Invalid JSON schema: unknown "
+            f"type'); {FIX}"
+        ),
+    ),
+    (
+        "unknown type in a list, nested",
+        obj({"a": {"type": "array", "items": {"type": ["null", "strng"]}}}),
+        (
+            f"field 'a[]' has unknown type 'strng' (Stitch answers 'Invalid JSON schema: unknown "
+            f"type'); {FIX}"
+        ),
+    ),
+    (
+        "unknown type at the top level",
+        {"type": "objekt", "properties": {}},
+        (
+            "the schema's top level has unknown type 'objekt' (Stitch answers 'Invalid JSON "
+            f"schema: unknown type'); {FIX}"
+        ),
+    ),
+    (
+        "a $ref loop",
+        {
+            "type": "object",
+            "properties": {"x": {"$ref": "#/definitions/a"}},
+            "definitions": {"a": {"$ref": "#/definitions/a"}},
+        },
+        (
+            "field 'x' has a loop of $refs that never reaches a schema ($ref '#/definitions/a' at "
+            f"#/definitions/a); {FIX}"
+        ),
+    ),
+    (
+        "a loop through allOf at the top",
+        {"type": "object", "properties": {}, "allOf": [{"$ref": "#"}]},
+        (
+            "the schema's top level has a loop of $refs that never reaches a schema ($ref '#' at "
+            f"#/allOf/0); {FIX}"
+        ),
+    ),
+    (
+        "a $ref to nothing",
+        obj({"x": {"$ref": "#/definitions/missing"}}),
+        f"field 'x' has $ref '#/definitions/missing', which names nothing in the schema; {FIX}",
+    ),
+    (
+        "a remote $ref (never fetched)",
+        obj({"x": {"$ref": "http://example.com/s.json"}}),
+        (
+            "field 'x' has $ref 'http://example.com/s.json' to another document, which is never "
+            f"fetched; {FIX}"
+        ),
+    ),
+    (
+        "a $ref to something that is not a schema",
+        obj({"x": {"$ref": "#/required"}}, required=["x"]),
+        f"field 'x' has $ref '#/required', which names something that is not a schema; {FIX}",
+    ),
+    (
+        "a pattern that is not a regular expression",
+        obj({"s": {"type": "string", "pattern": "["}}),
+        (
+            "field 's' has pattern '[', which is not a regular expression (unterminated character "
+            f"set at position 0); {FIX}"
+        ),
+    ),
+    (
+        "anything else the metaschema refuses, with where",
+        obj({"o": {"type": "object", "properties": {"p": {"type": "array", "items": 5}}}}),
+        (
+            "field 'o.p' is not valid JSON Schema Draft 4 at #/properties/o/properties/p/items "
+            f"(5 is not valid under any of the given schemas); {FIX}"
+        ),
+    ),
+    (
+        "the metaschema inside definitions: no field, a pointer",
+        {"type": "object", "properties": {}, "definitions": {"d": {"maxLength": -1}}},
+        (
+            "the schema is not valid JSON Schema Draft 4 at "
+            f"#/definitions/d/maxLength (-1 is less than the minimum of 0); {FIX}"
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("schema", "expected"), [r[1:] for r in STRICT_REFUSALS], ids=[r[0] for r in STRICT_REFUSALS]
+)
+def test_strict_refusals(schema: dict[str, t.Any], expected: str) -> None:
+    with pytest.raises(SchemaProblemError) as caught:
+        adapt_schema(schema, [], SchemaMode.STRICT)
+    assert str(caught.value) == expected
+    assert str(caught.value.for_stream("orders")) == f"stream 'orders': {expected}"
+
+
+STRICT_ACCEPTS: list[tuple[str, dict[str, t.Any]]] = [
+    ("singer-io's recursive array", SINGER_IO_ITEMS),
+    (
+        "a tree: recursion that goes down into the data",
+        {
+            "type": "object",
+            "properties": {"t": {"$ref": "#/definitions/n"}},
+            "definitions": {
+                "n": {
+                    "type": "object",
+                    "properties": {"kids": {"type": "array", "items": {"$ref": "#/definitions/n"}}},
+                },
+            },
+        },
+    ),
+    (
+        "a ref through an id anchor and the root's own id",
+        {
+            "id": "http://example.com/root.json",
+            "type": "object",
+            "properties": {
+                "a": {"$ref": "#num"},
+                "b": {"$ref": "http://example.com/root.json#/definitions/n"},
+            },
+            "definitions": {"n": {"id": "#num", "type": "number"}},
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "schema", [a[1] for a in STRICT_ACCEPTS], ids=[a[0] for a in STRICT_ACCEPTS]
+)
+def test_strict_accepts(schema: dict[str, t.Any]) -> None:
+    assert adapt_schema(schema, [], SchemaMode.STRICT) == schema

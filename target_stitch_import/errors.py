@@ -86,7 +86,7 @@ class FatalApiError(ApiError):
     """Any other 4xx (or retries exhausted): the run must stop."""
 
 
-class CancelledError(StitchImportError):
+class CancelledError(DeliveryError):
     """``cancel()`` stopped the client before the Import API acknowledged ``table``'s request."""
 
     def __init__(self, table: str | None) -> None:

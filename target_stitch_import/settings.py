@@ -79,7 +79,10 @@ CONFIG_JSONSCHEMA = th.PropertiesList(
         th.NumberType,
         default=120,
         title="Request timeout (seconds)",
-        description="Seconds to wait for a connection and for the answer of each request.",
+        description=(
+            "Overall deadline of each try of a request (connect, upload, the whole answer); a "
+            "try cut by it is retried. Raise it for 4 MB bodies over a slow uplink."
+        ),
     ),
     th.Property(
         "max_retry_seconds",

@@ -259,7 +259,6 @@ class TargetStitchImport(Target):
             settings.token,
             timeout=settings.request_timeout_seconds,
             max_retry_seconds=settings.max_retry_seconds,
-            sleep=self._stop.wait,
         )
         client = self._client
         if settings.validate_only:
@@ -499,7 +498,7 @@ class TargetStitchImport(Target):
 
     def _on_wake(self, signum: int, frame: FrameType | None) -> None:
         _ = signum, frame
-        if self.sender.failed:
+        if self.sender.failed and not self._stop.is_set():  # not while already ending
             self.abort()
             self.sender.raise_if_failed()
 
@@ -508,12 +507,15 @@ class TargetStitchImport(Target):
         """SIGTERM/SIGINT: stop reading and waiting at once; the run ends non-zero.
 
         Every STATE that acknowledged records made safe is out already (the ledger writes
-        it as acknowledgements arrive); nothing read after the signal is sent.
+        it as acknowledgements arrive); nothing read after the signal is sent. A signal that
+        arrives while the run is already ending is ignored.
 
         Raises:
             StoppedError: Always, on the reading thread.
         """
         _ = frame
+        if self._stop.is_set():  # already ending (a second signal, or the run is complete)
+            return
         self.abort()
         name = signal.Signals(signum).name
         acknowledged = sum(stats.messages for stats in self.sender.stats.values())
@@ -535,6 +537,8 @@ class TargetStitchImport(Target):
             return
         self._aborted = True
         self._stop.set()
+        if self._client is not None:
+            self._client.cancel()  # ends retry waits and cuts requests in flight
         if not self.ledger.close(_STATE_WRITE_GRACE):
             self.logger.warning("A STATE line being written did not complete in time.")
         self.stop()

@@ -64,6 +64,24 @@ def test_unencodable_values(value: object) -> None:
         bookmark_base(value)
 
 
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (decimal.Decimal("1e1000000"), "value 1E+1000000 is outside the sequence range"),
+        (decimal.Decimal("-1e1000000"), "value -1E+1000000 is outside the sequence range"),
+        (decimal.Decimal("1e-1000000"), "a fractional number (1E-1000000) has no sequence encoding"),
+        (10**5000, "an integer of about 5000 digits is outside the sequence range"),
+        (decimal.Decimal("Infinity"), "value Infinity has no sequence encoding"),
+    ],
+    ids=["1e1000000", "-1e1000000", "1e-1000000", "10**5000", "Infinity"],
+)
+def test_huge_values_are_refused_by_their_size_not_converted(value: object, reason: str) -> None:
+    # int(Decimal("1e1000000")) would build a million-digit integer (seconds of CPU).
+    with pytest.raises(UnencodableError) as caught:
+        bookmark_base(value)
+    assert str(caught.value) == reason
+
+
 def test_datetime_scale_is_nanoseconds_like_time_based_sequences() -> None:
     moment = dt.datetime(2026, 11, 23, 12, 0, 0, 123456, tzinfo=UTC)
     sequence = Sequencer().next(moment, NOW)

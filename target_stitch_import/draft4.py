@@ -100,6 +100,15 @@ ExactDraft4Validator = jsonschema.validators.extend(
 )
 
 
+def regex_problem(pattern: str) -> str | None:
+    """Return why ``pattern`` is not a regular expression Python can check, or None."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return str(exc)
+    return None
+
+
 def check_schema(schema: t.Mapping[str, t.Any]) -> None:
     """Check a schema against the Draft 4 metaschema.
 

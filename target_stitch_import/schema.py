@@ -73,7 +73,6 @@ import enum
 import json
 import math
 import operator
-import re
 import typing as t
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -81,7 +80,7 @@ from urllib.parse import unquote
 
 import jsonschema
 
-from target_stitch_import.draft4 import check_schema
+from target_stitch_import.draft4 import check_schema, regex_problem
 from target_stitch_import.errors import SchemaError
 
 if t.TYPE_CHECKING:
@@ -377,15 +376,6 @@ def _too_deep(path: Sequence[object], *, refs: bool = False) -> str:
     )
 
 
-def _regex_problem(pattern: str) -> str | None:
-    """Why ``pattern`` is not a regular expression Python can check, or None."""
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        return str(exc)
-    return None
-
-
 # $ref resolution (within the schema only: nothing is ever fetched)
 
 
@@ -665,7 +655,7 @@ class _Relaxer:
     ) -> None:
         if not isinstance(value, str):
             self._invalid(where, key, value)
-        elif _regex_problem(value) is not None:
+        elif regex_problem(value) is not None:
             self._note(where, f"pattern {_show(value)}, not a regular expression", _DROPPED)
         else:
             out[key] = value
@@ -681,7 +671,7 @@ class _Relaxer:
         for name, sub in value.items():
             if key == "properties":
                 inner = where.into(_member(where.field, name), key, name)
-            elif _regex_problem(name) is None:
+            elif regex_problem(name) is None:
                 inner = where.into(_member(where.field, "*"), key, name)
             else:
                 found = f"patternProperties {_show(name)}, not a regular expression"
@@ -1085,7 +1075,7 @@ def _check_node(node: Mapping[str, t.Any], place: _Place) -> None:
     pattern = node.get("pattern")
     patterns = node.get("patternProperties")
     for text in [pattern, *(patterns if isinstance(patterns, Mapping) else ())]:
-        problem = _regex_problem(text) if isinstance(text, str) else None
+        problem = regex_problem(text) if isinstance(text, str) else None
         if problem is not None:
             msg = (
                 f"{place.subject()} has pattern {_show(text)}, which is not a regular "

@@ -38,7 +38,13 @@ from target_stitch_import.contract import (
     MAX_STRING_KEY_LENGTH,
     record_shape,
 )
-from target_stitch_import.draft4 import Draft4Checker, check_schema, compile_draft4, error_pointer
+from target_stitch_import.draft4 import (
+    Draft4Checker,
+    check_schema,
+    compile_draft4,
+    error_pointer,
+    regex_problem,
+)
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -339,7 +345,7 @@ def _compile_schema(schema: dict[str, t.Any]) -> Draft4Checker:
     _check_metaschema(schema)
     for subschema in subschemas:
         for pattern in t.cast("dict[str, object]", subschema.get("patternProperties") or {}):
-            problem = _regex_problem(pattern)
+            problem = regex_problem(pattern)
             if problem is not None:
                 text = f"patternProperties: {pattern} is not a 'regex': {problem}"
                 _reject(f"Invalid JSON schema: {text}")
@@ -359,15 +365,6 @@ def _check_metaschema(schema: dict[str, t.Any]) -> None:
         _reject(f"Invalid JSON schema: {where}: {_short(exc.message)}")
     except RecursionError:
         _reject("Invalid JSON schema: nested too deeply")
-
-
-def _regex_problem(pattern: str) -> str | None:
-    """Return why ``pattern`` is not a Python regular expression, or None."""
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        return str(exc)
-    return None
 
 
 def _short(text: str) -> str:

@@ -1,16 +1,16 @@
-"""The sink: turns one stream's records into exact Import API bodies for its table.
+"""The sink: turns one stream's records into exact Import API messages for its table.
 
-The sink never opens a socket. It encodes each record once (that encoding is both what is
-sent and what is measured), cuts a batch *before* a record would push the body over
-``max_batch_bytes`` or ``batch_size_rows``, and hands finished bodies to the run's
-:class:`~target_stitch_import.sender.Sender`. ``process_batch`` (the SDK's drain) sends
-what is left and returns only once every body of the table is acknowledged.
+The sink never opens a socket. It checks each record the way Stitch would (keys, shape,
+size), gives it its sequence, encodes it once (that encoding is both what is sent and what
+is measured) and adds it to its table in the run (:mod:`target_stitch_import.run`), which
+cuts batches and hands them to the sender. The SDK never drains a sink by size (batches are
+cut by the run's own rules); ``process_batch`` (end of input, a replaced sink) sends what is
+left and waits for the table's acknowledgements.
 """
 
 from __future__ import annotations
 
 import sys
-import threading
 import time
 import typing as t
 
@@ -25,13 +25,7 @@ if sys.version_info >= (3, 12):
 else:
     from typing_extensions import override
 
-from target_stitch_import.batch import (
-    Batch,
-    TableHeader,
-    body_size,
-    encode_activate_version,
-    encode_upsert,
-)
+from target_stitch_import.batch import TableHeader, body_size, encode_upsert
 from target_stitch_import.contract import (
     MAX_DATA_POINTS,
     MAX_RECORD_DEPTH,
@@ -41,10 +35,12 @@ from target_stitch_import.contract import (
 from target_stitch_import.draft4 import compile_draft4, error_pointer
 from target_stitch_import.errors import RecordError, SchemaError
 from target_stitch_import.schema import SchemaProblemError, adapt_schema_with_notes, describe_notes
-from target_stitch_import.sender import Request
 
 if t.TYPE_CHECKING:
-    from target_stitch_import.target import StreamState, TargetStitchImport
+    from singer_sdk.target_base import Target
+
+    from target_stitch_import.run import RunOwner
+    from target_stitch_import.tables import Table
 
 _KEY_TEXT_LIMIT = 200
 
@@ -152,30 +148,32 @@ class StitchImportSink(BatchSink):
 
     def __init__(
         self,
-        target: TargetStitchImport,
+        target: Target,
         stream_name: str,
         schema: dict,
         key_properties: t.Sequence[str] | None,
     ) -> None:
-        """Create the sink of one stream; its run-wide state comes from the target."""
-        self._settings = target.settings
+        """Create the sink of one stream; the run (and the table's state) come from the target."""
+        self._run = t.cast("RunOwner", target).run
+        self._settings = self._run.settings
         self._sent_schema: dict[str, t.Any] | None = None
         self._schema_notes: list[str] = []
         super().__init__(target, stream_name, schema, key_properties)
-        self._target = target
-        self._stream: StreamState = target.stream_state(stream_name)
-        self._ledger = target.ledger
-        self._sender = target.sender
-        # Re-entrant: the SDK's SIGTERM handler drains on the reading thread, which may
-        # be inside process_record already.
-        self._lock = threading.RLock()
-        self._batch: Batch | None = None
-        self._batch_version: int | None = None
-        self._batch_hold = 0
-        self._batch_opened = 0.0
+        self._table = self._run.table(stream_name)
         self._headers: dict[int | None, bytes] = {}
         _ = self.sent_schema  # built and checked now, also when validate_records is off
         self._warn_schema_notes()
+
+    @property
+    def table(self) -> Table:
+        """The run-long state of this sink's table."""
+        return self._table
+
+    @property
+    @override
+    def is_full(self) -> bool:
+        """Never: batches are cut by the run's own rules, so SDK size drains never wait."""
+        return False
 
     # Schema sent and validation
 
@@ -207,7 +205,7 @@ class StitchImportSink(BatchSink):
     def _warn_schema_notes(self) -> None:
         """Log what relaxed mode loosened beyond its routine rules, once per stream and field."""
         for text in self._schema_notes:
-            if self._stream.warn_once(f"schema: {text}"):
+            if self._table.warn_once(f"schema: {text}"):
                 self.logger.warning("Stream '%s': %s (schema_mode=relaxed)", self.stream_name, text)
         self._schema_notes = []
 
@@ -228,7 +226,7 @@ class StitchImportSink(BatchSink):
     @override
     def process_record(self, record: dict, context: dict) -> None:
         """Encode the record as an upsert message and add it to the table's open batch."""
-        self._sender.raise_if_failed()
+        self._run.sender.raise_if_failed()
         key_names = self.key_properties
         for name in key_names:
             problem = key_problem(record.get(name))
@@ -245,13 +243,9 @@ class StitchImportSink(BatchSink):
                 f"{shape_problem}"
             )
             raise RecordError(msg)
-        stream = self._stream
-        version = self._target.record_version
-        if version is None:
-            version = stream.table_version
-        else:
-            stream.record_versions.add(version)
-        sequence = stream.sequence_for(record)
+        table = self._table
+        version = table.version_of(self._run.message_version)
+        sequence = table.sequence_for(record, time.time_ns())
         message = encode_upsert(sequence, record)
         header = self._header(version)
         needed = body_size(header, message)
@@ -263,24 +257,7 @@ class StitchImportSink(BatchSink):
                 "it cannot be sent in any batch"
             )
             raise RecordError(msg)
-        position = self._ledger.next_position()
-        with self._lock:
-            batch = self._batch
-            if batch is not None and (self._batch_version != version or not batch.fits(message)):
-                self._send_locked()
-                batch = None
-            if batch is None:
-                batch = self._open_locked(header, version, position)
-            batch.add(message)
-            if batch.is_full:
-                self._send_locked()
-        self._target.buffered(len(message))
-
-    @property
-    def open_bytes(self) -> int:
-        """Bytes of the open batch's body so far (0 when none is open)."""
-        batch = self._batch
-        return batch.size if batch is not None else 0
+        self._run.add(table, header, message)
 
     def _header(self, version: int | None) -> bytes:
         header = self._headers.get(version)
@@ -289,62 +266,22 @@ class StitchImportSink(BatchSink):
                 table_name=self.stream_name,
                 schema=self.sent_schema,
                 key_names=tuple(self.key_properties),
-                bookmark_names=self._stream.bookmark_names,
+                bookmark_names=self._table.bookmark_names,
                 table_version=version,
             ).encode()
             self._headers[version] = header
         return header
 
-    def _open_locked(self, header: bytes, version: int | None, position: int) -> Batch:
-        self._batch = Batch(header, self._settings.max_batch_bytes, self._settings.batch_size_rows)
-        self._batch_version = version
-        self._batch_hold = self._ledger.hold(position)
-        self._batch_opened = time.monotonic()
-        return self._batch
-
-    def _send_locked(self) -> None:
-        batch = self._batch
-        if batch is None:
-            return
-        self._batch = None
-        self._sender.submit(
-            Request(self.stream_name, batch.finish(), len(batch), self._batch_hold),
-        )
-
-    # Flushing
-
-    def send_pending(self) -> None:
-        """Hand the open batch (if any) to the sender without waiting."""
-        with self._lock:
-            self._send_locked()
-
-    def send_if_older(self, now: float, max_age: float) -> None:
-        """Hand the open batch to the sender once its oldest record waited ``max_age`` s."""
-        with self._lock:
-            if self._batch is not None and now - self._batch_opened >= max_age:
-                self.logger.debug("Batch of '%s' reached the maximum age", self.stream_name)
-                self._send_locked()
-
     @override
     def process_batch(self, context: dict) -> None:
         """Send what is left and wait until every body of this table is acknowledged."""
-        self.send_pending()
-        self._sender.wait(self.stream_name)
+        self._run.send_and_wait(self._table)
 
     @override
     def activate_version(self, new_version: int) -> None:
         """Switch the table to ``new_version`` once all its earlier batches are acknowledged.
 
         The target calls this only once the version's load is complete (see
-        ``StreamState.versions_to_activate``), so the table never shows a partial version.
+        :meth:`Table.versions_to_activate`), so the table never shows a partial version.
         """
-        self.process_batch({})
-        position = self._ledger.next_position()
-        header = self._header(new_version)
-        message = encode_activate_version(self._stream.sequencer.time_based(time.time_ns()))
-        batch = Batch(header, self._settings.max_batch_bytes, self._settings.batch_size_rows)
-        batch.add(message)
-        self.logger.info("Activating version %s of table '%s'", new_version, self.stream_name)
-        self._sender.submit(
-            Request(self.stream_name, batch.finish(), 1, self._ledger.hold(position)),
-        )
+        self._run.activate(self._table, self._header(new_version), new_version)

@@ -19,9 +19,10 @@ from target_stitch_import.messages import (
     state_value,
 )
 from target_stitch_import.reader import LineReader
+from target_stitch_import.run import file_name_part
 from target_stitch_import.sender import Request, Sender
 from target_stitch_import.sequence import Sequencer
-from target_stitch_import.target import StreamState, file_name_part
+from target_stitch_import.tables import Table
 
 PROPS = {"properties": {"id": {"type": "integer"}}}
 
@@ -102,7 +103,7 @@ def test_reader_numbers_lines_and_matches_types_in_any_case(caplog: pytest.LogCa
     with caplog.at_level(logging.WARNING):
         reader = read(text, RECORD=lambda m: seen.append(m["type"]), STATE=lambda m: seen.append(m["type"]))
     assert seen == ["RECORD", "STATE"]
-    assert reader.line_number == 6  # noqa: PLR2004
+    assert reader.line_number == 6
     assert [r.message for r in caplog.records].count(
         "Input line 3: messages of type 'Weird' are not part of the Singer spec this target knows; "
         "skipped (warned once per type).",
@@ -133,16 +134,16 @@ def test_reader_calls_on_error_before_an_error_leaves() -> None:
     assert calls == [1]
 
 
-def stream() -> StreamState:
+def stream() -> Table:
     """A fresh per-stream state."""
-    return StreamState("s", Sequencer(), logging.getLogger("test"))
+    return Table("s", Sequencer(), logging.getLogger("test"))
 
 
 def test_versions_sdk_style_finish_at_end_of_input() -> None:
     s = stream()
     assert s.versions_to_activate(5) == []
-    assert s.table_version == 5  # noqa: PLR2004
-    assert s.finish() == 5  # noqa: PLR2004
+    assert s.table_version == 5
+    assert s.finish() == 5
     assert s.finish() is None
 
 
@@ -164,7 +165,7 @@ def test_versions_a_new_version_finishes_the_open_one() -> None:
     s = stream()
     assert s.versions_to_activate(1) == []
     assert s.versions_to_activate(2) == [1]
-    assert s.finish() == 2  # noqa: PLR2004
+    assert s.finish() == 2
 
 
 @pytest.mark.parametrize(
@@ -178,7 +179,7 @@ def test_file_name_part_keeps_plain_names(name: str, expected: str) -> None:
 @pytest.mark.parametrize("name", ["s" * 300, "a\x00b", "../etc/passwd", "..", "", "Zoë/日本", "a b"])
 def test_file_name_part_makes_hostile_names_safe(name: str) -> None:
     part = file_name_part(name)
-    assert len(part) <= 100  # noqa: PLR2004
+    assert len(part) <= 100
     assert all(c.isascii() and (c.isalnum() or c in "._-") for c in part)
     assert not part.startswith(".")
     assert file_name_part(name + "x") != part

@@ -1,0 +1,318 @@
+"""One run's shared parts, owned by the target and handed to every sink.
+
+Data flows one way: reader → target → sink → (sequence, batch) → :class:`Run` → sender →
+client. The run holds the settings, the STATE ledger, the sender and its delivery (the
+Import API client, ``/validate``, or dry-run files), the per-table state
+(:class:`~target_stitch_import.tables.Table`, open batches included), the age flush that
+sends batches while the tap is idle, and the memory ceiling across tables. Sinks add
+encoded messages to a table; the run cuts batches by bytes, messages, header, age and
+memory and hands finished bodies to the sender. Reading waits only where correctness needs
+it: when ``max_requests_in_flight`` bodies are outstanding, before an ``activate_version``,
+and at the end of input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+import typing as t
+
+from target_stitch_import.batch import Batch, encode_activate_version
+from target_stitch_import.checkpoints import StateLedger
+from target_stitch_import.client import ImportApiClient
+from target_stitch_import.errors import ConfigError
+from target_stitch_import.sender import Deliver, Request, Sender
+from target_stitch_import.sequence import Sequencer
+from target_stitch_import.tables import OpenBatch, Table
+
+if t.TYPE_CHECKING:
+    import logging
+    from pathlib import Path
+
+    from target_stitch_import.settings import Settings
+
+#: Bytes that may join open batches between two checks of the memory ceiling (at most;
+#: an eighth of the ceiling when that is smaller).
+_CEILING_CHECK_BYTES = 1 << 20
+_FILE_NAME_LIMIT = 80
+#: Seconds a stopping run waits for a STATE line being written to be complete.
+_STATE_WRITE_GRACE = 5.0
+
+
+class RunOwner(t.Protocol):
+    """What a sink needs of its target: the run."""
+
+    run: Run
+
+
+def file_name_part(name: str) -> str:
+    """Return ``name`` as a safe, short part of a file name (dry-run bodies).
+
+    Anything but ASCII letters, digits, ``.``, ``-`` and ``_`` becomes ``_``; a name that
+    had to change or be shortened gets a short hash of the original, so two streams never
+    share a file name part.
+    """
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name)
+    safe = safe.lstrip(".") or "_"
+    if safe == name and len(name) <= _FILE_NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{safe[:_FILE_NAME_LIMIT]}-{digest}"
+
+
+class Run:
+    """The shared parts of one run (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        logger: logging.Logger,
+        write_state: t.Callable[[t.Any], None],
+        on_failure: t.Callable[[BaseException], object] | None = None,
+    ) -> None:
+        """Set the run up: ledger, delivery, sender (no thread starts before it is needed).
+
+        Args:
+            settings: The checked settings.
+            logger: The target's logger.
+            write_state: Writes one STATE value (only used when something is loaded).
+            on_failure: Called once, on a sender thread, with the first delivery failure.
+
+        Raises:
+            ConfigError: ``dry_run_dir`` cannot hold the bodies.
+        """
+        self.settings = settings
+        self.logger = logger
+        #: The ``version`` of the RECORD being processed (None when it has none).
+        self.message_version: int | None = None
+        self.ledger = StateLedger(write_state if settings.writes_state else self._skip_state)
+        self.client: ImportApiClient | None = None
+        self.stopping = threading.Event()
+        self._aborted = False
+        self._dry_run_count = 0
+        self._dry_run_lock = threading.Lock()
+        self.sender = Sender(
+            self._deliverer(),
+            self.ledger,
+            settings.max_requests_in_flight,
+            on_failure=on_failure,
+        )
+        self._tables: dict[str, Table] = {}
+        self._tables_lock = threading.Lock()
+        self._age_thread: threading.Thread | None = None
+        self._unchecked_bytes = 0
+        self._ceiling_step = min(_CEILING_CHECK_BYTES, settings.max_buffered_bytes // 8)
+
+    # Delivery
+
+    def _deliverer(self) -> Deliver:
+        settings = self.settings
+        if settings.dry_run_dir is not None:
+            directory = settings.dry_run_dir
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                probe = directory / f".target-stitch-import-{os.getpid()}"
+                probe.write_bytes(b"")
+                probe.unlink()
+            except OSError as exc:
+                msg = (
+                    f"dry_run_dir '{directory}' cannot hold the request bodies "
+                    f"({exc.strerror or type(exc).__name__}); name a writable directory"
+                )
+                raise ConfigError(msg) from None
+            return lambda table, body: self._write_body(directory, table, body)
+        client = ImportApiClient(
+            settings.base_url,
+            settings.token,
+            timeout=settings.request_timeout_seconds,
+            max_retry_seconds=settings.max_retry_seconds,
+        )
+        self.client = client
+        if settings.validate_only:
+            return lambda table, body: client.push(table, body, validate_only=True)
+        return client.push
+
+    def _write_body(self, directory: Path, table: str, body: bytes) -> Path:
+        with self._dry_run_lock:
+            self._dry_run_count += 1
+            number = self._dry_run_count
+        path = directory / f"{number:06d}-{file_name_part(table)}.json"
+        path.write_bytes(body)
+        return path
+
+    def _skip_state(self, value: t.Any) -> None:  # noqa: ANN401
+        _ = value
+        self.logger.debug("STATE not written (nothing is loaded in this mode)")
+
+    # Tables
+
+    def table(self, name: str) -> Table:
+        """Return the run-long state of a table (created on first use)."""
+        table = self._tables.get(name)
+        if table is None:
+            with self._tables_lock:
+                table = self._tables.setdefault(
+                    name,
+                    Table(name, Sequencer(self.settings.sequence_source), self.logger),
+                )
+        return table
+
+    def tables(self) -> list[Table]:
+        """Every table of the run so far."""
+        with self._tables_lock:
+            return list(self._tables.values())
+
+    # Batching
+
+    def add(self, table: Table, header: bytes, message: bytes) -> None:
+        """Add an encoded message to the table's open batch; cut it where a limit says so.
+
+        The open batch is sent first when ``message`` needs another header (schema or table
+        version) or would push it past ``max_batch_bytes``/``batch_size_rows``; a batch that
+        reaches ``batch_size_rows`` is sent at once. Blocks only while
+        ``max_requests_in_flight`` bodies are outstanding.
+
+        Raises:
+            BaseException: A delivery failed (raised on the reading thread).
+        """
+        self.sender.raise_if_failed()
+        position = self.ledger.next_position()
+        with table.lock:
+            current = table.open
+            if current is not None and (
+                (current.batch.header is not header and current.batch.header != header)
+                or not current.batch.fits(message)
+            ):
+                self._send_locked(table)
+                current = None
+            if current is None:
+                current = table.open = OpenBatch(
+                    Batch(header, self.settings.max_batch_bytes, self.settings.batch_size_rows),
+                    self.ledger.hold(position),
+                    time.monotonic(),
+                )
+                self._start_age_flush()
+            current.batch.add(message)
+            if current.batch.is_full:
+                self._send_locked(table)
+        self._unchecked_bytes += len(message)
+        if self._unchecked_bytes >= self._ceiling_step:
+            self._unchecked_bytes = 0
+            self._enforce_ceiling()
+
+    def send(self, table: Table) -> None:
+        """Hand the table's open batch (if any) to the sender without waiting."""
+        with table.lock:
+            self._send_locked(table)
+
+    def send_and_wait(self, table: Table) -> None:
+        """Send the open batch and wait until every body of the table is acknowledged."""
+        self.send(table)
+        self.sender.wait(table.name)
+
+    def activate(self, table: Table, header: bytes, version: int) -> None:
+        """Switch the table to ``version`` once all its earlier bodies are acknowledged."""
+        self.send_and_wait(table)
+        position = self.ledger.next_position()
+        batch = Batch(header, self.settings.max_batch_bytes, self.settings.batch_size_rows)
+        batch.add(encode_activate_version(table.sequencer.time_based(time.time_ns())))
+        self.logger.info("Activating version %s of table '%s'", version, table.name)
+        self.sender.submit(Request(table.name, batch.finish(), 1, self.ledger.hold(position)))
+
+    def _send_locked(self, table: Table) -> None:
+        current = table.open
+        if current is None:
+            return
+        table.open = None
+        batch = current.batch
+        self.sender.submit(Request(table.name, batch.finish(), len(batch), current.hold))
+
+    def _enforce_ceiling(self) -> None:
+        """Past ``max_buffered_bytes`` in open batches, send the largest first."""
+        tables = self.tables()
+        total = sum(table.open_bytes for table in tables)
+        ceiling = self.settings.max_buffered_bytes
+        for table in sorted(tables, key=lambda tb: tb.open_bytes, reverse=True):
+            if total <= ceiling:
+                break
+            total -= table.open_bytes
+            self.logger.debug("Above max_buffered_bytes: sending '%s'", table.name)
+            self.send(table)
+
+    # Age flush
+
+    def _start_age_flush(self) -> None:
+        if self._age_thread is None:
+            self._age_thread = threading.Thread(
+                target=self._age_flush_loop,
+                name="age-flush",
+                daemon=True,
+            )
+            self._age_thread.start()
+
+    def _age_flush_loop(self) -> None:
+        max_age = self.settings.max_batch_age_seconds
+        interval = min(1.0, max_age / 4)
+        while not self.stopping.wait(interval):
+            if self.sender.failed:  # the reading thread reports the failure
+                return
+            now = time.monotonic()
+            for table in self.tables():
+                with table.lock:
+                    current = table.open
+                    if current is None or now - current.opened < max_age:
+                        continue
+                    self.logger.debug("Batch of '%s' reached the maximum age", table.name)
+                    try:
+                        self._send_locked(table)
+                    except Exception:  # noqa: BLE001 - the reading thread raises it
+                        return
+
+    # End of run
+
+    def wait(self) -> None:
+        """Wait until every body submitted so far is acknowledged (raise a failure)."""
+        self.sender.wait()
+
+    @property
+    def acknowledged(self) -> int:
+        """Messages acknowledged so far."""
+        return sum(stats.messages for stats in self.sender.stats.values())
+
+    def abort(self) -> None:
+        """Stop everything now: no more STATE (never half a line), requests, waits; idempotent."""
+        if self._aborted:
+            return
+        self._aborted = True
+        self.stopping.set()
+        if self.client is not None:
+            self.client.cancel()  # ends retry waits and cuts requests in flight
+        if not self.ledger.close(_STATE_WRITE_GRACE):
+            self.logger.warning("A STATE line being written did not complete in time.")
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop background work: the age flush, the workers, the connection pool."""
+        self.stopping.set()
+        self.sender.close()
+        if self.client is not None:
+            self.client.close()
+
+    def log_summary(self) -> None:
+        """Log what was delivered per table, retries and STATE left unwritten."""
+        for table, stats in sorted(self.sender.stats.items()):
+            self.logger.info(
+                "Table '%s': %d messages in %d requests, %s bytes (largest %s), %.2f s",
+                table,
+                stats.messages,
+                stats.requests,
+                f"{stats.bytes:,}",
+                f"{stats.largest:,}",
+                stats.seconds,
+            )
+        if self.client is not None and self.client.retries:
+            self.logger.info("Requests retried: %d", self.client.retries)
+        if self.ledger.unreleased:
+            self.logger.warning("%d STATE message(s) were not written", self.ledger.unreleased)

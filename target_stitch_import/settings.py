@@ -108,7 +108,7 @@ CONFIG_JSONSCHEMA = th.PropertiesList(
     th.Property(
         "max_requests_in_flight",
         th.IntegerType,
-        default=2,
+        default=4,
         title="Requests in flight",
         description=(
             "Batch requests sent at the same time while reading goes on "

@@ -150,6 +150,18 @@ CONFIG_JSONSCHEMA = th.PropertiesList(
         ),
     ),
     th.Property(
+        "lean_record_path",
+        th.BooleanType,
+        default=True,
+        title="Lean record path",
+        description=(
+            "Records of pass-through streams (no stream map, no flattening, no record "
+            "metadata) skip the SDK's generic per-record steps; the bodies sent are the "
+            "same byte for byte. Set false to send every record through the SDK's path "
+            "(for diagnosis)."
+        ),
+    ),
+    th.Property(
         "dry_run_dir",
         th.StringType,
         title="Dry-run directory",
@@ -178,6 +190,7 @@ class Settings:
     schema_mode: SchemaMode
     validate_only: bool
     dry_run_dir: Path | None
+    lean_record_path: bool = True
 
     @property
     def writes_state(self) -> bool:
@@ -217,6 +230,7 @@ class Settings:
             schema_mode=schema_mode,
             validate_only=bool(get("validate_only")),
             dry_run_dir=Path(config["dry_run_dir"]) if config.get("dry_run_dir") else None,
+            lean_record_path=bool(get("lean_record_path")),
         )
         settings.check()
         return settings

@@ -13,10 +13,20 @@ from __future__ import annotations
 import sys
 import time
 import typing as t
+from dataclasses import dataclass
 
 import jsonschema
 import referencing.exceptions
 from singer_sdk.exceptions import MissingKeyPropertiesError
+from singer_sdk.helpers._compat import (
+    date_fromisoformat,
+    datetime_fromisoformat,
+    time_fromisoformat,
+)
+from singer_sdk.helpers._typing import (
+    get_datelike_property_type,
+    handle_invalid_timestamp_in_record,
+)
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
@@ -37,12 +47,28 @@ from target_stitch_import.errors import RecordError, SchemaError
 from target_stitch_import.schema import SchemaProblemError, adapt_schema_with_notes, describe_notes
 
 if t.TYPE_CHECKING:
+    from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
     from singer_sdk.target_base import Target
 
     from target_stitch_import.run import RunOwner
     from target_stitch_import.tables import Table
 
 _KEY_TEXT_LIMIT = 200
+#: The record metadata fields the SDK drops from incoming records (add_record_metadata off).
+_SDC_FIELDS = frozenset(
+    {
+        "_sdc_extracted_at", "_sdc_received_at", "_sdc_batched_at", "_sdc_deleted_at",
+        "_sdc_sequence", "_sdc_table_version", "_sdc_sync_started_at",
+    },
+)  # fmt: skip
+_DATELIKE_PARSERS: dict[str, t.Callable[[str], object]] = {
+    "date-time": datetime_fromisoformat,
+    "date": date_fromisoformat,
+    "time": time_fromisoformat,
+}
+#: Records taken by the lean path between two updates of the SDK's counters.
+_COUNT_CHUNK = 10_000
+_NO_CONTEXT: dict[str, t.Any] = {}
 
 
 def describe_key(record: t.Mapping[str, t.Any], key_names: t.Sequence[str]) -> str:
@@ -66,6 +92,29 @@ def key_problem(value: object) -> str | None:
             f"{MAX_STRING_KEY_LENGTH - 1}"
         )
     return None
+
+
+@dataclass(frozen=True)
+class _RecordPlan:
+    """What the per-record steps need of a schema (date/time and known fields), once."""
+
+    fields: frozenset[str]
+    warn_unknown: bool
+    datelike: tuple[tuple[str, t.Callable[[str], object], str], ...]
+
+    @classmethod
+    def of(cls, schema: t.Mapping[str, t.Any]) -> _RecordPlan:
+        properties = schema["properties"]
+        datelike = []
+        for name, subschema in properties.items():
+            kind = get_datelike_property_type(subschema)
+            if kind:
+                datelike.append((name, _DATELIKE_PARSERS[kind], kind))
+        return cls(
+            fields=frozenset(properties),
+            warn_unknown=not schema.get("additionalProperties", False),
+            datelike=tuple(datelike),
+        )
 
 
 def _shape_problem(record: dict[str, t.Any]) -> str | None:
@@ -161,6 +210,8 @@ class StitchImportSink(BatchSink):
         super().__init__(target, stream_name, schema, key_properties)
         self._table = self._run.table(stream_name)
         self._headers: dict[int | None, bytes] = {}
+        self._plan: _RecordPlan | None = None
+        self._uncounted = 0
         _ = self.sent_schema  # built and checked now, also when validate_records is off
         self._warn_schema_notes()
 
@@ -223,30 +274,116 @@ class StitchImportSink(BatchSink):
 
     # Records
 
+    def process_lean(self, record: dict[str, t.Any]) -> None:
+        """Take a RECORD of a pass-through stream: the SDK's per-record steps, minus its overhead.
+
+        For a stream whose map is the SDK's pass-through (no stream map, no flattening, no
+        record metadata) the target calls this instead of the SDK's record path. It does
+        what that path does, in the same order and with the same results (the bodies are
+        byte-identical): drop the ``_sdc_*`` metadata fields, validate, parse the top-level
+        date/time fields (the same parsers, the same ``datetime_error_treatment``), warn once
+        per field without a schema, check the key properties. It skips the record copy, the
+        identity transform, the per-record sink lookup, the schema walk per field and
+        record, and counts records for the SDK in chunks.
+        """
+        if not _SDC_FIELDS.isdisjoint(record):
+            for name in _SDC_FIELDS:
+                record.pop(name, None)
+        validator = self._validator
+        if validator is not None:
+            validator.validate(record)
+        self._parse_timestamps_in_record(record, self.schema, self.datetime_error_treatment)
+        for name in self.key_properties:
+            if name not in record:
+                self._singer_validate_message(record)  # the SDK's own error
+        self.process_record(record, _NO_CONTEXT)
+        self._uncounted += 1
+        if self._uncounted >= _COUNT_CHUNK:
+            self.count_records()
+
+    @override
+    def _parse_timestamps_in_record(
+        self,
+        record: dict,
+        schema: dict,
+        treatment: DatetimeErrorTreatmentEnum,
+    ) -> None:
+        """Parse top-level date/time fields as the SDK does, with its schema walk done once.
+
+        The same parsers and ``datetime_error_treatment`` as the SDK (both record paths come
+        here); a field without a schema is warned about once. A value that cannot be parsed
+        (treatment ERROR) stops the run with one line naming stream, record and field.
+        """
+        plan = self._plan
+        if plan is None or schema is not self.schema:
+            plan = _RecordPlan.of(schema)
+            if schema is self.schema:
+                self._plan = plan
+        if plan.warn_unknown and not plan.fields.issuperset(record):
+            self._warn_unknown_fields(record, plan)
+        for name, parse, kind in plan.datelike:
+            value = record.get(name)
+            if value is None:
+                continue
+            try:
+                record[name] = parse(value)
+            except (ValueError, TypeError) as exc:
+                record[name] = self._repair_timestamp(
+                    record, name=name, value=value, kind=kind, exc=exc, treatment=treatment,
+                )
+
+    def _repair_timestamp(  # noqa: PLR0913
+        self,
+        record: dict[str, t.Any],
+        *,
+        name: str,
+        value: object,
+        kind: str,
+        exc: Exception,
+        treatment: DatetimeErrorTreatmentEnum,
+    ) -> object:
+        try:
+            return handle_invalid_timestamp_in_record(
+                record, [name], value, kind, exc, treatment, self.logger,  # type: ignore[arg-type]
+            )
+        except (ValueError, TypeError):
+            msg = (
+                f"stream '{self.stream_name}': record {describe_key(record, self.key_properties)}: "
+                f"field '{name}' is declared {kind} but holds {str(value)[:60]!r}, which is not "
+                f"an ISO 8601 {kind}"
+            )
+            raise RecordError(msg) from None
+
+    def _warn_unknown_fields(self, record: dict[str, t.Any], plan: _RecordPlan) -> None:
+        warned = self._warned_missing_fields
+        for name, value in record.items():
+            if name not in plan.fields and value is not None and name not in warned:
+                self.logger.warning("No schema for record field '%s'", name)
+                warned.add(name)
+
+    def count_records(self) -> None:
+        """Pass the records taken by :meth:`process_lean` to the SDK's tally and metric."""
+        count, self._uncounted = self._uncounted, 0
+        if count:
+            self.tally_record_read(count)
+            self.record_counter_metric.increment(count)
+
     @override
     def process_record(self, record: dict, context: dict) -> None:
         """Encode the record as an upsert message and add it to the table's open batch."""
-        self._run.sender.raise_if_failed()
         key_names = self.key_properties
         for name in key_names:
-            problem = key_problem(record.get(name))
-            if problem is not None:
-                msg = (
-                    f"stream '{self.stream_name}': record {describe_key(record, key_names)}: "
-                    f"key property '{name}' {problem}"
-                )
-                raise RecordError(msg)
-        shape_problem = _shape_problem(record)
-        if shape_problem is not None:
-            msg = (
-                f"stream '{self.stream_name}': record {describe_key(record, key_names)} "
-                f"{shape_problem}"
-            )
-            raise RecordError(msg)
+            value = record.get(name)
+            kind = type(value)
+            if kind is not int and (kind is not str or len(value) >= MAX_STRING_KEY_LENGTH):  # type: ignore[arg-type]
+                self._check_key(record, name)
         table = self._table
         version = table.version_of(self._run.message_version)
         sequence = table.sequence_for(record, time.time_ns())
         message = encode_upsert(sequence, record)
+        # Objects or arrays inside (or braces in text): the exact shape check.
+        if message.count(b"{") > 2 or b"[" in message or len(record) > MAX_DATA_POINTS:  # noqa: PLR2004
+            self._check_shape(record)
         header = self._header(version)
         needed = body_size(header, message)
         if needed > self._settings.max_batch_bytes:
@@ -258,6 +395,24 @@ class StitchImportSink(BatchSink):
             )
             raise RecordError(msg)
         self._run.add(table, header, message)
+
+    def _check_key(self, record: dict[str, t.Any], name: str) -> None:
+        problem = key_problem(record.get(name))
+        if problem is not None:
+            msg = (
+                f"stream '{self.stream_name}': record "
+                f"{describe_key(record, self.key_properties)}: key property '{name}' {problem}"
+            )
+            raise RecordError(msg)
+
+    def _check_shape(self, record: dict[str, t.Any]) -> None:
+        problem = _shape_problem(record)
+        if problem is not None:
+            msg = (
+                f"stream '{self.stream_name}': record {describe_key(record, self.key_properties)} "
+                f"{problem}"
+            )
+            raise RecordError(msg)
 
     def _header(self, version: int | None) -> bytes:
         header = self._headers.get(version)
@@ -275,6 +430,7 @@ class StitchImportSink(BatchSink):
     @override
     def process_batch(self, context: dict) -> None:
         """Send what is left and wait until every body of this table is acknowledged."""
+        self.count_records()
         self._run.send_and_wait(self._table)
 
     @override

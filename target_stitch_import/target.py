@@ -23,6 +23,7 @@ import msgspec
 from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchFileFormat
 from singer_sdk.helpers.capabilities import PluginCapabilities
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.target_base import Target
 from singer_sdk.typing import DEFAULT_JSONSCHEMA_VALIDATOR, extend_validator_with_defaults
 
@@ -72,6 +73,8 @@ class TargetStitchImport(Target):
         self._reader: LineReader = self.message_reader  # type: ignore[assignment]
         self.settings = Settings.from_config(self.config)
         self.run = Run(self.settings, self.logger, self._write_state_line, self._wake_reader)
+        #: Per stream: its sink when its RECORDs take the lean path, else False.
+        self._lean_sinks: dict[str, StitchImportSink | t.Literal[False]] = {}
         self._reader_thread = threading.current_thread()
         self._install_wake_signal()
         if not self.settings.writes_state:
@@ -152,18 +155,49 @@ class TargetStitchImport(Target):
         )
         for stream_map in self.mapper.stream_maps[message.stream]:
             self.run.table(stream_map.stream_alias).bookmark_names = message.bookmark_properties
+        self._lean_sinks.pop(message.stream, None)  # the sink or the maps may have changed
 
     @override
     def _process_record_message(self, message_dict: dict) -> None:
-        stream, _, version = messages.record_message(message_dict)
+        stream, record, version = messages.record_message(message_dict)
+        self.run.message_version = version
+        lean = self._lean_sinks.get(stream)
+        if lean is None:
+            lean = self._lean_sink(stream)
+        if lean:
+            lean.process_lean(record)
+            return
         if stream not in self.mapper.stream_maps:
             msg = (
                 f"stream '{stream}': a RECORD came before the stream's SCHEMA; a tap must "
                 "send each stream's SCHEMA first"
             )
             raise RecordsWithoutSchemaException(msg)
-        self.run.message_version = version
         super()._process_record_message(message_dict)
+
+    def _lean_sink(self, stream: str) -> StitchImportSink | t.Literal[False]:
+        """The sink of a pass-through stream, whose RECORDs may skip the SDK's path.
+
+        Pass-through: one stream map, the SDK's identity map (no ``stream_maps`` for it, no
+        flattening), under the stream's own name, and no record metadata added. Anything
+        else takes the SDK's path. Worked out once per stream and SCHEMA.
+        """
+        result: StitchImportSink | t.Literal[False] = False
+        stream_maps = self.mapper.stream_maps.get(stream) or []
+        if len(stream_maps) == 1 and self.settings.lean_record_path:
+            stream_map = stream_maps[0]
+            sink = self._sinks_active.get(stream)
+            if (
+                type(stream_map) is SameRecordTransform
+                and not stream_map.flattening_enabled
+                and stream_map.stream_alias == stream
+                and isinstance(sink, StitchImportSink)
+                and not sink.include_sdc_metadata_properties
+            ):
+                result = sink
+        if stream in self.mapper.stream_maps:  # not before its SCHEMA: that is an error
+            self._lean_sinks[stream] = result
+        return result
 
     def _stream_sinks(self, kind: str, stream: str) -> Iterator[StitchImportSink]:
         """The sinks a stream's messages go to (one per stream map alias)."""
@@ -286,6 +320,8 @@ class TargetStitchImport(Target):
         run = self.run
         try:
             super().process_endofpipe()
+            for table in run.tables():  # whatever the SDK did not drain (lean records)
+                run.send(table)
             for table in run.tables():
                 version = table.finish()
                 sink = self._sinks_active.get(table.name)

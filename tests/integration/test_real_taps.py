@@ -22,6 +22,8 @@ What equality means:
 from __future__ import annotations
 
 import json
+import re
+import time
 import typing as t
 from dataclasses import dataclass
 
@@ -30,9 +32,10 @@ import seed
 import taps
 from harness import Database, Emulator, TapVenvs, target_command, write_json
 
+from pathlib import Path
+
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-    from pathlib import Path
 
     from pg import PgServer
 
@@ -328,3 +331,48 @@ def test_state_written_matches_tap_state_with_nothing_to_sync(
     assert not messages_of(result, "RECORD")
     assert_state_is_taps_latest(result)
     assert json.dumps(result.target_states()[-1])  # plain JSON, no Decimal surprises
+
+
+# Both record paths give the same bodies on what real taps send
+
+
+_SEQUENCE = re.compile(rb'"sequence":(\d+)')
+
+
+def _dry_run_bodies(tap_output: Path, workdir: Path, label: str, *, lean: bool) -> list[bytes]:
+    """Replay a saved tap output as a dry run; the bodies, time-based sequences masked."""
+    out = workdir / f"{label}-bodies"
+    config = write_json(
+        workdir / f"{label}.target-config.json",
+        {"token": "t", "dry_run_dir": str(out), "lean_record_path": lean},
+    )
+    result = taps.replay(tap_output, target_command(config), workdir, label, timeout=PIPE_TIMEOUT)
+    assert result.returncode == 0, result.diagnostics()
+    recent = time.time_ns() - 86_400 * 10**9  # the seeded bookmarks are years older
+
+    def mask(match: re.Match[bytes]) -> bytes:
+        return b'"sequence":0' if int(match.group(1)) > recent else match.group(0)
+
+    return sorted(_SEQUENCE.sub(mask, path.read_bytes()) for path in out.iterdir())
+
+
+@pytest.mark.parametrize("family", ["meltanolabs", "singer-io"])
+def test_lean_and_sdk_record_paths_give_identical_bodies(
+    tap_venvs: TapVenvs,
+    database: Database,
+    emulator: Emulator,
+    workdir: Path,
+    family: str,
+) -> None:
+    chosen = meltanolabs(tap_venvs) if family == "meltanolabs" else singer_io(tap_venvs)
+    sync = Sync(chosen, database, emulator, workdir)
+    tables = {
+        seed.ITEMS: ("INCREMENTAL", "updated_at") if family == "meltanolabs" else ("FULL_TABLE", None),
+        seed.EVENTS: ("FULL_TABLE", None),
+    }
+    first = sync.run("source", tables)
+    assert messages_of(first, "RECORD")
+    lean = _dry_run_bodies(first.tap_output, workdir, "lean", lean=True)
+    sdk = _dry_run_bodies(first.tap_output, workdir, "sdk", lean=False)
+    assert lean
+    assert lean == sdk

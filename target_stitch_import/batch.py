@@ -45,7 +45,16 @@ def encode_upsert(sequence: int, data: t.Mapping[str, t.Any]) -> bytes:
         if type(value) is dt.datetime and value.tzinfo is None:
             data = {k: _utc_if_naive(v) if type(v) is dt.datetime else v for k, v in data.items()}
             break
-    return b'{"action":"upsert","sequence":%d,"data":%s}' % (sequence, _ENCODER.encode(data))
+    return upsert_message(sequence, _ENCODER.encode(data))
+
+
+def upsert_message(sequence: int, data: bytes) -> bytes:
+    """Return the upsert message of already encoded ``data`` (see :func:`encode_json`).
+
+    The caller makes date-times aware first (the sink's timestamp parsing does): a naive
+    one would be written without an offset.
+    """
+    return b'{"action":"upsert","sequence":%d,"data":%s}' % (sequence, data)
 
 
 def encode_activate_version(sequence: int) -> bytes:

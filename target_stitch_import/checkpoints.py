@@ -38,10 +38,13 @@ class StateLedger:
         self.emitted = 0
 
     def next_position(self) -> int:
-        """Return the position of the record just read (1, 2, ...)."""
-        with self._lock:
-            self._position += 1
-            return self._position
+        """Return the position of the record just read (1, 2, ...).
+
+        Called by the reading thread only (the one thread that writes ``_position``); the
+        other threads never read it, so no lock is needed on this per-record path.
+        """
+        self._position += 1
+        return self._position
 
     def hold(self, position: int) -> int:
         """Open a hold on ``position``; return its id for :meth:`release`."""

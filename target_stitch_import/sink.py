@@ -10,6 +10,7 @@ left and waits for the table's acknowledgements.
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import time
 import typing as t
@@ -35,7 +36,7 @@ if sys.version_info >= (3, 12):
 else:
     from typing_extensions import override
 
-from target_stitch_import.batch import TableHeader, body_size, encode_upsert
+from target_stitch_import.batch import TableHeader, body_size, encode_json, upsert_message
 from target_stitch_import.contract import (
     MAX_DATA_POINTS,
     MAX_RECORD_DEPTH,
@@ -211,6 +212,7 @@ class StitchImportSink(BatchSink):
         self._table = self._run.table(stream_name)
         self._headers: dict[int | None, bytes] = {}
         self._plan: _RecordPlan | None = None
+        self._treatment = self.datetime_error_treatment
         self._uncounted = 0
         _ = self.sent_schema  # built and checked now, also when validate_records is off
         self._warn_schema_notes()
@@ -292,7 +294,7 @@ class StitchImportSink(BatchSink):
         validator = self._validator
         if validator is not None:
             validator.validate(record)
-        self._parse_timestamps_in_record(record, self.schema, self.datetime_error_treatment)
+        self._parse_timestamps_in_record(record, self.schema, self._treatment)
         for name in self.key_properties:
             if name not in record:
                 self._singer_validate_message(record)  # the SDK's own error
@@ -326,11 +328,14 @@ class StitchImportSink(BatchSink):
             if value is None:
                 continue
             try:
-                record[name] = parse(value)
+                parsed = parse(value)
             except (ValueError, TypeError) as exc:
-                record[name] = self._repair_timestamp(
+                parsed = self._repair_timestamp(
                     record, name=name, value=value, kind=kind, exc=exc, treatment=treatment,
                 )
+            if type(parsed) is dt.datetime and parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=dt.timezone.utc)  # naive means UTC
+            record[name] = parsed
 
     def _repair_timestamp(  # noqa: PLR0913
         self,
@@ -380,10 +385,11 @@ class StitchImportSink(BatchSink):
         table = self._table
         version = table.version_of(self._run.message_version)
         sequence = table.sequence_for(record, time.time_ns())
-        message = encode_upsert(sequence, record)
-        # Objects or arrays inside (or braces in text): the exact shape check.
-        if message.count(b"{") > 2 or b"[" in message or len(record) > MAX_DATA_POINTS:  # noqa: PLR2004
+        data = encode_json(record)
+        # Objects or arrays inside (or brackets in text): the exact shape check.
+        if data.find(b"[") >= 0 or data.find(b"{", 1) >= 0 or len(record) > MAX_DATA_POINTS:
             self._check_shape(record)
+        message = upsert_message(sequence, data)
         header = self._header(version)
         needed = body_size(header, message)
         if needed > self._settings.max_batch_bytes:

@@ -16,6 +16,7 @@ session's ``Authorization`` header, and every message built here goes through
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import email.utils
 import json
@@ -330,6 +331,7 @@ class ImportApiClient:
         *,
         timeout: float,
         max_retry_seconds: float,
+        first_contact_seconds: float | None = None,
         backoff_factor: float = 0.5,
         sleep: t.Callable[[float], object] | None = None,
     ) -> None:
@@ -340,6 +342,10 @@ class ImportApiClient:
             token: The Import API access token.
             timeout: Seconds each try may take overall (connect, upload, whole answer).
             max_retry_seconds: Give up retrying once this much time has passed.
+            first_contact_seconds: Before the API was ever reached, give up on a
+                connection that cannot be made (refused, unknown host, timeout) after this
+                long instead (None: ``max_retry_seconds``). A 503 of the status check still
+                waits up to ``max_retry_seconds``: that API is up and asks to wait.
             backoff_factor: First backoff wait in seconds (doubles each try, jittered).
             sleep: Waits between tries (tests may pass a recorder). By default the wait
                 ends at once on :meth:`cancel`; a given ``sleep`` must end itself.
@@ -347,6 +353,7 @@ class ImportApiClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.max_retry_seconds = max_retry_seconds
+        self.first_contact_seconds = first_contact_seconds
         self.backoff_factor = backoff_factor
         self._token = token
         self._sleep = sleep
@@ -365,6 +372,8 @@ class ImportApiClient:
         self._ready_lock = threading.Lock()
         #: Tries that were retried (for the end-of-run summary).
         self.retries = 0
+        #: The same, per table (None: the status check).
+        self.retries_by_table: collections.Counter[str | None] = collections.Counter()
 
     def cancel(self) -> None:
         """Stop: end backoff waits, start no new try, abort tries in flight.
@@ -405,7 +414,12 @@ class ImportApiClient:
         with self._ready_lock:
             if self._ready:
                 return
-            self._retrying(self.status, None, f"GET {self.base_url}{STATUS_PATH}")
+            self._retrying(
+                self.status,
+                None,
+                f"GET {self.base_url}{STATUS_PATH}",
+                unreachable_seconds=self.first_contact_seconds,
+            )
             self._ready = True
 
     def push(self, table: str, body: bytes, *, validate_only: bool = False) -> dict[str, t.Any]:
@@ -592,8 +606,11 @@ class ImportApiClient:
         attempt: t.Callable[[], dict[str, t.Any] | None],
         table: str | None,
         what: str,
+        *,
+        unreachable_seconds: float | None = None,
     ) -> t.Any:  # noqa: ANN401
-        deadline = time.monotonic() + self.max_retry_seconds
+        started = time.monotonic()
+        deadline = started + self.max_retry_seconds
         waits = backoff.expo(factor=self.backoff_factor, max_value=60)
         next(waits)  # backoff's generators first yield a priming 0
         tries = 0
@@ -605,9 +622,16 @@ class ImportApiClient:
                 wait = backoff.full_jitter(next(waits))
                 if exc.retry_after is not None:
                     wait = max(wait, exc.retry_after)
-                if time.monotonic() + wait > deadline:
-                    raise self._gave_up(exc, tries, what) from None
+                limit = deadline
+                if exc.status is None and unreachable_seconds is not None:
+                    limit = min(deadline, started + unreachable_seconds)
+                if time.monotonic() + wait > limit:
+                    setting = (
+                        "max_retry_seconds" if limit == deadline else "first_contact_seconds"
+                    )
+                    raise self._gave_up(exc, tries, what, setting) from None
                 self.retries += 1
+                self.retries_by_table[table] += 1
                 LOGGER.warning("%s; retrying in %.1f s (try %d)", exc, wait, tries + 1)
                 self._pause(wait, table)
 
@@ -620,9 +644,16 @@ class ImportApiClient:
         if self._watchdog.cancelled:
             raise CancelledError(table)
 
-    def _gave_up(self, exc: ApiError, tries: int, what: str) -> FatalApiError:
+    def _gave_up(
+        self,
+        exc: ApiError,
+        tries: int,
+        what: str,
+        setting: str = "max_retry_seconds",
+    ) -> FatalApiError:
+        seconds = getattr(self, setting)
         message = (
-            f"{exc.api_message} (gave up on {what} after {tries} tries within "
-            f"max_retry_seconds={self.max_retry_seconds:g})"
+            f"{exc.api_message} (gave up on {what} after {tries} "
+            f"{'try' if tries == 1 else 'tries'} within {setting}={seconds:g})"
         )
         return FatalApiError(exc.table, exc.status, self._clean(message))

@@ -19,11 +19,13 @@ import threading
 import time
 import typing as t
 
+from singer_sdk import metrics
+
 from target_stitch_import.batch import Batch, encode_activate_version
 from target_stitch_import.checkpoints import StateLedger
 from target_stitch_import.client import ImportApiClient
 from target_stitch_import.errors import ConfigError
-from target_stitch_import.sender import Deliver, Request, Sender
+from target_stitch_import.sender import Deliver, Request, Sender, TableStats
 from target_stitch_import.sequence import Sequencer
 from target_stitch_import.tables import OpenBatch, Table
 
@@ -37,6 +39,8 @@ if t.TYPE_CHECKING:
 #: an eighth of the ceiling when that is smaller).
 _CEILING_CHECK_BYTES = 1 << 20
 _FILE_NAME_LIMIT = 80
+#: Byte counts below this are shown as bytes, larger ones in MB.
+_BYTES_SHOWN_AS_IS = 10_000
 #: Seconds a stopping run waits for a STATE line being written to be complete.
 _STATE_WRITE_GRACE = 5.0
 
@@ -87,7 +91,16 @@ class Run:
         self.logger = logger
         #: The ``version`` of the RECORD being processed (None when it has none).
         self.message_version: int | None = None
-        self.ledger = StateLedger(write_state if settings.writes_state else self._skip_state)
+        self._write_state = write_state if settings.writes_state else self._skip_state
+        self.ledger = StateLedger(self._emit_state)
+        #: Records added to tables, messages handed to the sender, and when the last
+        #: STATE was written (monotonic; None before the first): for progress lines.
+        self.records_read = 0
+        self.messages_sent = 0
+        self.last_state_at: float | None = None
+        self._started = time.monotonic()
+        self._progress_at = self._started
+        self._progress_acked = 0
         self.client: ImportApiClient | None = None
         self.stopping = threading.Event()
         self._aborted = False
@@ -128,6 +141,7 @@ class Run:
             settings.token,
             timeout=settings.request_timeout_seconds,
             max_retry_seconds=settings.max_retry_seconds,
+            first_contact_seconds=settings.first_contact_seconds,
         )
         self.client = client
         if settings.validate_only:
@@ -141,6 +155,10 @@ class Run:
         path = directory / f"{number:06d}-{file_name_part(table)}.json"
         path.write_bytes(body)
         return path
+
+    def _emit_state(self, value: t.Any) -> None:  # noqa: ANN401
+        self._write_state(value)
+        self.last_state_at = time.monotonic()
 
     def _skip_state(self, value: t.Any) -> None:  # noqa: ANN401
         _ = value
@@ -193,8 +211,9 @@ class Run:
                     self.ledger.hold(position),
                     time.monotonic(),
                 )
-                self._start_age_flush()
+                self._start_ticker()
             current.batch.add(message)
+            self.records_read += 1
             if current.batch.is_full:
                 self._send_locked(table)
         self._unchecked_bytes += len(message)
@@ -228,6 +247,7 @@ class Run:
         table.open = None
         batch = current.batch
         self.sender.submit(Request(table.name, batch.finish(), len(batch), current.hold))
+        self.messages_sent += len(batch)
 
     def _enforce_ceiling(self) -> None:
         """Past ``max_buffered_bytes`` in open batches, send the largest first."""
@@ -241,24 +261,23 @@ class Run:
             self.logger.debug("Above max_buffered_bytes: sending '%s'", table.name)
             self.send(table)
 
-    # Age flush
+    # Age flush and progress (one ticker thread)
 
-    def _start_age_flush(self) -> None:
+    def _start_ticker(self) -> None:
         if self._age_thread is None:
-            self._age_thread = threading.Thread(
-                target=self._age_flush_loop,
-                name="age-flush",
-                daemon=True,
-            )
+            self._age_thread = threading.Thread(target=self._tick, name="ticker", daemon=True)
             self._age_thread.start()
 
-    def _age_flush_loop(self) -> None:
+    def _tick(self) -> None:
         max_age = self.settings.max_batch_age_seconds
         interval = min(1.0, max_age / 4)
+        progress = self.settings.progress_interval_seconds
         while not self.stopping.wait(interval):
             if self.sender.failed:  # the reading thread reports the failure
                 return
             now = time.monotonic()
+            if progress and now - self._progress_at >= progress:
+                self.log_progress(now)
             for table in self.tables():
                 with table.lock:
                     current = table.open
@@ -269,6 +288,28 @@ class Run:
                         self._send_locked(table)
                     except Exception:  # noqa: BLE001 - the reading thread raises it
                         return
+
+    def log_progress(self, now: float) -> None:
+        """Log one progress line: counts, MB sent, the current rate, the last STATE's age."""
+        acked = self.acknowledged
+        seconds = max(now - self._progress_at, 1e-9)
+        rate = (acked - self._progress_acked) / seconds
+        self._progress_at, self._progress_acked = now, acked
+        sent_bytes = sum(stats.bytes for stats in self.sender.stats.values())
+        if self.last_state_at is None:
+            state = "no STATE written yet"
+        else:
+            state = f"last STATE written {now - self.last_state_at:.0f} s ago"
+        self.logger.info(
+            "Progress: %s read, %s sent, %s acknowledged (%.1f MB); %s/s over the last %.0f s; %s",
+            plural(self.records_read, "record"),
+            f"{self.messages_sent:,}",
+            f"{acked:,}",
+            sent_bytes / 1e6,
+            plural(round(rate), "record"),
+            seconds,
+            state,
+        )
 
     # End of run
 
@@ -301,18 +342,47 @@ class Run:
             self.client.close()
 
     def log_summary(self) -> None:
-        """Log what was delivered per table, retries and STATE left unwritten."""
+        """Log what was delivered: one line per table and a total; SDK metrics per table."""
+        retries = self.client.retries_by_table if self.client is not None else {}
+        endpoint = "validate" if self.settings.validate_only else "batch"
+        total = TableStats()
         for table, stats in sorted(self.sender.stats.items()):
             self.logger.info(
-                "Table '%s': %d messages in %d requests, %s bytes (largest %s), %.2f s",
+                "Table '%s': %s in %s, %s (largest %s), %s, %.2f s",
                 table,
-                stats.messages,
-                stats.requests,
-                f"{stats.bytes:,}",
-                f"{stats.largest:,}",
+                plural(stats.messages, "message"),
+                plural(stats.requests, "request"),
+                megabytes(stats.bytes),
+                megabytes(stats.largest),
+                plural(retries.get(table, 0), "retry", "retries"),
                 stats.seconds,
             )
-        if self.client is not None and self.client.retries:
-            self.logger.info("Requests retried: %d", self.client.retries)
+            with metrics.http_request_counter(table, endpoint) as counter:
+                counter.increment(stats.requests)
+            total.messages += stats.messages
+            total.requests += stats.requests
+            total.bytes += stats.bytes
+        self.logger.info(
+            "Total: %s in %s to %s, %s, %s, %.1f s",
+            plural(total.messages, "message"),
+            plural(total.requests, "request"),
+            plural(len(self.sender.stats), "table"),
+            megabytes(total.bytes),
+            plural(self.client.retries if self.client is not None else 0, "retry", "retries"),
+            time.monotonic() - self._started,
+        )
         if self.ledger.unreleased:
-            self.logger.warning("%d STATE message(s) were not written", self.ledger.unreleased)
+            self.logger.warning(
+                "%s not written", plural(self.ledger.unreleased, "STATE message"),
+            )
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """``1 record``, ``2 records``, ``1,000 retries``: a count with its noun."""
+    noun = singular if count == 1 else (plural_form or singular + "s")
+    return f"{count:,} {noun}"
+
+
+def megabytes(count: int) -> str:
+    """A byte count for people: ``812 bytes``, ``3.91 MB``."""
+    return f"{count:,} bytes" if count < _BYTES_SHOWN_AS_IS else f"{count / 1e6:,.2f} MB"

@@ -95,6 +95,28 @@ CONFIG_JSONSCHEMA = th.PropertiesList(
         ),
     ),
     th.Property(
+        "first_contact_seconds",
+        th.NumberType,
+        default=30,
+        title="First contact window (seconds)",
+        description=(
+            "Before the Import API was ever reached, a connection that cannot be made "
+            "(refused, unknown host, timeout) is retried for this long only, then the run "
+            "stops naming the URL (a 503 of the status check still waits up to "
+            "max_retry_seconds)."
+        ),
+    ),
+    th.Property(
+        "progress_interval_seconds",
+        th.NumberType,
+        default=30,
+        title="Progress interval (seconds)",
+        description=(
+            "One INFO line this often with records read, sent and acknowledged, MB sent, "
+            "the current rate and the age of the last STATE written; 0 turns it off."
+        ),
+    ),
+    th.Property(
         "max_buffered_bytes",
         th.IntegerType,
         default=DEFAULT_BUFFERED_BYTES,
@@ -184,6 +206,8 @@ class Settings:
     max_batch_age_seconds: float
     request_timeout_seconds: float
     max_retry_seconds: float
+    first_contact_seconds: float
+    progress_interval_seconds: float
     max_buffered_bytes: int
     max_requests_in_flight: int
     sequence_source: SequenceSource
@@ -224,6 +248,8 @@ class Settings:
             max_batch_age_seconds=float(get("max_batch_age_seconds")),
             request_timeout_seconds=float(get("request_timeout_seconds")),
             max_retry_seconds=float(get("max_retry_seconds")),
+            first_contact_seconds=float(get("first_contact_seconds")),
+            progress_interval_seconds=float(get("progress_interval_seconds")),
             max_buffered_bytes=int(get("max_buffered_bytes")),
             max_requests_in_flight=int(get("max_requests_in_flight")),
             sequence_source=sequence_source,
@@ -254,6 +280,8 @@ class Settings:
             (self.max_batch_age_seconds <= 0, "max_batch_age_seconds must be positive"),
             (self.request_timeout_seconds <= 0, "request_timeout_seconds must be positive"),
             (self.max_retry_seconds < 0, "max_retry_seconds must not be negative"),
+            (self.first_contact_seconds < 0, "first_contact_seconds must not be negative"),
+            (self.progress_interval_seconds < 0, "progress_interval_seconds must not be negative"),
             (
                 self.max_buffered_bytes < self.max_batch_bytes,
                 "max_buffered_bytes must be at least max_batch_bytes",

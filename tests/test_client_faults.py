@@ -396,7 +396,7 @@ def test_a_refused_connection_names_the_url_and_the_give_up_keeps_it() -> None:
         api.push("t", BATCH, validate_only=True)
     message = str(caught.value)
     assert message.startswith(f"table 't': no response: connection to {url}/v2/import/validate failed (ConnectionError)")
-    assert f"gave up on POST {url}/v2/import/validate after 1 tries" in message
+    assert f"gave up on POST {url}/v2/import/validate after 1 try within" in message
     assert TOKEN not in message
 
 

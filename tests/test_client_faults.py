@@ -408,6 +408,6 @@ def test_the_give_up_after_5xx_names_the_url() -> None:
     ):
         api.push("t", BATCH)
     assert str(caught.value) == (
-        f"table 't': HTTP 502: Bad Gateway (gave up on POST {stub.url}{BATCH_PATH} after 1 tries "
+        f"table 't': HTTP 502: Bad Gateway (gave up on POST {stub.url}{BATCH_PATH} after 1 try "
         "within max_retry_seconds=0)"
     )

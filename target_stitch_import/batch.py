@@ -118,6 +118,16 @@ class Batch:
             and self.size + 1 + len(message) <= self.max_bytes
         )
 
+    def try_add(self, message: bytes) -> bool:
+        """Append ``message`` if it fits; return whether it did (``fits`` + ``add`` in one)."""
+        count = len(self.messages)
+        size = self.size + len(message) + (1 if count else 0)
+        if size > self.max_bytes or count >= self.max_messages:
+            return False
+        self.size = size
+        self.messages.append(message)
+        return True
+
     def add(self, message: bytes) -> None:
         """Append a message (the caller checked ``fits``)."""
         self.size += len(message) + (1 if self.messages else 0)

@@ -199,22 +199,18 @@ class Run:
         position = self.ledger.next_position()
         with table.lock:
             current = table.open
-            if current is not None and (
-                (current.batch.header is not header and current.batch.header != header)
-                or not current.batch.fits(message)
+            batch = current.batch if current is not None else None
+            if batch is None or not (
+                (batch.header is header or batch.header == header) and batch.try_add(message)
             ):
-                self._send_locked(table)
-                current = None
-            if current is None:
-                current = table.open = OpenBatch(
-                    Batch(header, self.settings.max_batch_bytes, self.settings.batch_size_rows),
-                    self.ledger.hold(position),
-                    time.monotonic(),
-                )
+                if current is not None:
+                    self._send_locked(table)
+                batch = Batch(header, self.settings.max_batch_bytes, self.settings.batch_size_rows)
+                batch.add(message)  # alone it fits: the sink checked the body size
+                table.open = OpenBatch(batch, self.ledger.hold(position), time.monotonic())
                 self._start_ticker()
-            current.batch.add(message)
             self.records_read += 1
-            if current.batch.is_full:
+            if batch.is_full:
                 self._send_locked(table)
         self._unchecked_bytes += len(message)
         if self._unchecked_bytes >= self._ceiling_step:

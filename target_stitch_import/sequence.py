@@ -28,7 +28,6 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import enum
-import typing as t
 from collections import OrderedDict
 
 from target_stitch_import.contract import MAX_SEQUENCE
@@ -40,6 +39,7 @@ RECENT_VALUES = 10_000
 
 _UTC = dt.timezone.utc
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
 _MAX_BASE = (MAX_SEQUENCE - (TIEBREAK_SLOTS - 1)) // TIEBREAK_SLOTS
 _MAX_BASE_DIGITS = len(str(_MAX_BASE))
 
@@ -179,23 +179,33 @@ class Sequencer:
         """
         if bookmark is None or self.source is SequenceSource.TIME:
             return self.time_based(now_ns)
-        try:
-            base = bookmark_base(bookmark)
-        except UnencodableError as exc:
-            if self.fallback_reason is None:
-                self.fallback_reason = str(exc)
-            return self.time_based(now_ns)
-        return base * TIEBREAK_SLOTS + self._tiebreak(base)
-
-    def _tiebreak(self, base: int) -> int:
+        kind = type(bookmark)
+        if kind is dt.datetime and bookmark.tzinfo is not None:  # type: ignore[attr-defined]
+            # The common case (the sink parses date-times, aware): one C-level division.
+            base = (bookmark - _EPOCH) // _MICROSECOND  # type: ignore[operator]
+        elif kind is int:
+            base = bookmark
+        else:
+            base = -1
+        if not 0 <= base <= _MAX_BASE:
+            try:
+                base = bookmark_base(bookmark)
+            except UnencodableError as exc:
+                if self.fallback_reason is None:
+                    self.fallback_reason = str(exc)
+                return self.time_based(now_ns)
         repeats = self._repeats
-        seen = repeats.get(base)
-        if seen is None:
+        if base not in repeats:  # a value not seen recently: tiebreak 0
             repeats[base] = 0
             if len(repeats) > RECENT_VALUES:
                 repeats.popitem(last=False)
-            return 0
-        seen += 1
+            return base * TIEBREAK_SLOTS
+        return base * TIEBREAK_SLOTS + self._tiebreak(base)
+
+    def _tiebreak(self, base: int) -> int:
+        """The tiebreak of a value seen before (counted; the value becomes the most recent)."""
+        repeats = self._repeats
+        seen = repeats[base] + 1
         repeats[base] = seen
         repeats.move_to_end(base)
         if seen >= TIEBREAK_SLOTS:
@@ -203,9 +213,3 @@ class Sequencer:
             return TIEBREAK_SLOTS - 1
         return seen
 
-
-def first_bookmark(record: t.Mapping[str, t.Any], bookmark_names: t.Sequence[str]) -> object:
-    """Return the record's value of the first bookmark property (None when absent)."""
-    if not bookmark_names:
-        return None
-    return record.get(bookmark_names[0])

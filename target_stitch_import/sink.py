@@ -152,6 +152,14 @@ class Draft4RecordValidator(BaseJSONSchemaValidator):
             )
             raise SchemaError(msg) from None
 
+    def _missing_keys(self, record: dict[str, t.Any]) -> t.NoReturn:
+        missing = [name for name in self._key_names if name not in record]
+        msg = (
+            f"stream '{self._stream}': record {describe_key(record, self._key_names)} "
+            f"lacks key propert{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}"
+        )
+        raise MissingKeyPropertiesError(msg)
+
     @override
     def validate(self, record: dict[str, t.Any]) -> None:
         """Raise :class:`RecordError` naming stream, key and field when the record fails.
@@ -162,14 +170,12 @@ class Draft4RecordValidator(BaseJSONSchemaValidator):
                 too deeply to check.
             SchemaError: A ``$ref`` of the schema cannot be resolved (never fetched).
         """
-        missing = [name for name in self._key_names if name not in record]
-        if missing:
-            msg = (
-                f"stream '{self._stream}': record {describe_key(record, self._key_names)} "
-                f"lacks key propert{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}"
-            )
-            raise MissingKeyPropertiesError(msg)
+        for name in self._key_names:
+            if name not in record:
+                self._missing_keys(record)
         try:
+            if self._checker.is_valid(record):
+                return
             error = self._checker.first_error(record)
         except RecursionError:
             msg = (

@@ -12,12 +12,11 @@ import threading
 import typing as t
 from dataclasses import dataclass, field
 
-from target_stitch_import.sequence import Sequencer, first_bookmark
-
 if t.TYPE_CHECKING:
     import logging
 
     from target_stitch_import.batch import Batch
+    from target_stitch_import.sequence import Sequencer
 
 
 @dataclass
@@ -67,7 +66,8 @@ class Table:
     def sequence_for(self, record: t.Mapping[str, t.Any], now_ns: int) -> int:
         """Return the sequence of the next record of this table (warning once per cause)."""
         sequencer = self.sequencer
-        sequence = sequencer.next(first_bookmark(record, self.bookmark_names), now_ns)
+        names = self.bookmark_names
+        sequence = sequencer.next(record.get(names[0]) if names else None, now_ns)
         if sequencer.fallback_reason is not None and self.warn_once("fallback"):
             self.logger.warning(
                 "Stream '%s': bookmark '%s' value cannot order sequences (%s); records "

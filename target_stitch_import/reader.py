@@ -105,6 +105,9 @@ class LineReader(MsgSpecReader):
         source = getattr(source, "buffer", source)  # bytes: no decoding twice, no replacement
         counts: collections.Counter[str] = collections.Counter()
         lines = iter(source)
+        on_record = callbacks.get("RECORD")
+        decode = _singer_decoder.decode
+        records = 0
         while True:
             try:
                 line = next(lines)
@@ -115,21 +118,51 @@ class LineReader(MsgSpecReader):
                 at_line(error, self.line_number + 1)
                 raise error from None
             self.line_number += 1
+            # The common case first: a RECORD line, decoded once.
+            try:
+                message = decode(line)
+            except (msgspec.DecodeError, RecursionError):
+                message = None  # the careful path below says what is wrong
+            if type(message) is dict and message.get("type") == "RECORD" and on_record:
+                self._take(on_record, message)
+                records += 1
+                continue
             if not line.strip():
                 continue
             self._current_message = line  # type: ignore[assignment]
-            try:
-                kind = self._dispatch(self.deserialize_json(line), callbacks)  # type: ignore[arg-type]
-            except RecursionError:
-                error = InputError("the message is nested too deeply to process")
-                at_line(error, self.line_number)
-                raise error from None
-            except Exception as exc:
-                at_line(exc, self.line_number)
-                raise
+            kind = self._dispatch_line(line, callbacks)
             if kind is not None:
                 counts[kind] += 1
+        counts["RECORD"] += records
         return counts
+
+    def _take(self, callback: t.Callable[[dict], None], message: dict[str, t.Any]) -> None:
+        """Run a callback; its errors name the line (too deep a message: one clear line)."""
+        try:
+            callback(message)
+        except RecursionError:
+            error = InputError("the message is nested too deeply to process")
+            at_line(error, self.line_number)
+            raise error from None
+        except Exception as exc:
+            at_line(exc, self.line_number)
+            raise
+
+    def _dispatch_line(
+        self,
+        line: bytes | str,
+        callbacks: dict[str, t.Callable[[dict], None]],
+    ) -> str | None:
+        """Decode and dispatch a line the careful way; errors name the line."""
+        try:
+            return self._dispatch(self.deserialize_json(line), callbacks)  # type: ignore[arg-type]
+        except RecursionError:
+            error = InputError("the message is nested too deeply to process")
+            at_line(error, self.line_number)
+            raise error from None
+        except Exception as exc:
+            at_line(exc, self.line_number)
+            raise
 
     def _dispatch(
         self,

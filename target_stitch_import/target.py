@@ -159,8 +159,14 @@ class TargetStitchImport(Target):
 
     @override
     def _process_record_message(self, message_dict: dict) -> None:
-        stream, record, version = messages.record_message(message_dict)
-        self.run.message_version = version
+        stream = message_dict.get("stream")
+        record = message_dict.get("record")
+        common = type(record) is dict and type(stream) is str and stream
+        if common and "version" not in message_dict:
+            self.run.message_version = None  # the common case, checked without a call
+        else:
+            stream, record, version = messages.record_message(message_dict)
+            self.run.message_version = version
         lean = self._lean_sinks.get(stream)
         if lean is None:
             lean = self._lean_sink(stream)

@@ -209,12 +209,14 @@ def deep_record(depth: int) -> str:
         ('{"type": "BATCH", "stream": "s", "manifest": []}', 'needs an "encoding" object'),
         (deep_record(1_100), "nested too deeply"),
         (deep_record(600), "record id=2 is nested 601 levels deep; the Import API takes at most 100"),
+        ('{"type": "RECORD", "stream": "s", "record": {"id": 2, "d": [' + ",".join(["0"] * 10_000) + "]}}",
+         "record id=2 has 10,001 data points; the Import API takes at most 10,000"),
         ('{"type": "STATE", "value": "\xff"}', "not valid JSON"),
     ],
     ids=[
         "key-not-text", "properties-array", "schema-array", "field-schema-number", "stream-number",
         "record-array", "version-text", "version-float", "batch-no-encoding", "record-1100-deep",
-        "record-600-deep", "invalid-utf8",
+        "record-600-deep", "10001-points", "invalid-utf8",
     ],
 )
 def test_hostile_lines_end_with_one_line_and_nothing_after_is_sent(

@@ -101,8 +101,8 @@ TARGET_STITCH_CONSTRAINTS = (
     "urllib3==2.8.0",
     "yarl==1.25.1",
 )
-#: Files of the checkout that are not part of the installed package (no reinstall for them).
-NOT_PACKAGED = ("tests/", "benchmarks/", ".github/")
+#: Packages of the checkout that are not installed (changes to them need no reinstall).
+NOT_INSTALLED = frozenset({"tests", "benchmarks"})
 _COMPLETE = ".bench-complete"
 TIMES, DASH = "\u00d7", "\u2013"  # multiplication sign, en dash (for the Markdown report)
 
@@ -182,12 +182,18 @@ def _checkout_files() -> list[str]:
     )
 
 
+def _is_build_input(name: str) -> bool:
+    """Top-level files (setup.py, README.md, ...) and the files of top-level packages."""
+    top, sep, _ = name.partition("/")
+    return not sep or (top not in NOT_INSTALLED and (REPO / top / "__init__.py").is_file())
+
+
 def _copy_package_source(destination: Path) -> str:
     """Copy the files the package is built from; return their fingerprint."""
     digest = hashlib.sha256()
     for name in _checkout_files():
         source = REPO / name
-        if name.startswith(NOT_PACKAGED) or not source.is_file():
+        if not _is_build_input(name) or not source.is_file():
             continue
         data = source.read_bytes()
         digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
@@ -540,7 +546,7 @@ class Variant:
     def parse(cls, key: str) -> Variant:
         """``import``, ``floor`` or ``tsN`` (target-stitch with turbo N)."""
         if key == "import":
-            return cls(key, "target-stitch-import (defaults)")
+            return cls(key, "target-stitch-import")
         if key == "floor":
             return cls(key, "floor (decode + encode only)")
         match = re.fullmatch(r"ts(\d+)", key)
@@ -792,7 +798,7 @@ def _cpu_model() -> str:
 
 
 def machine_info(setup: Setup) -> list[str]:
-    """Lines describing the host and the programs measured."""
+    """Lines describing the host and the programs measured (taken before the runs)."""
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return [
@@ -871,10 +877,11 @@ def run_cell(variants: Sequence[Variant], cell: Cell, setup: Setup, runs: int) -
         for variant in [*variants[shift:], *variants[:shift]]:  # rotate: no variant always first
             m = measure(variant, cell, setup, run)
             measurements.append(m)
+            failed = f" FAILED ({m.error})" if m.error else ""
             log(f"[{cell.source.name} {cell.latency_ms:g} ms] run {run + 1}/{runs} {variant.key}: {m.seconds:.2f} s, "
                 f"{m.records_per_second:,.0f} records/s, CPU {m.cpu_percent:.0f} %, "
                 f"RSS {m.peak_rss_kib / 1024:.1f} MiB, {m.requests} requests, largest {m.largest_body:,} B "
-                f"(null API CPU {m.api_cpu_seconds:.2f} s)")
+                f"(null API CPU {m.api_cpu_seconds:.2f} s){failed}")
     return measurements
 
 
@@ -895,17 +902,18 @@ def run_all(args: argparse.Namespace, setup: Setup, sources: Sequence[InputFile]
     return cells
 
 
-def render(args: argparse.Namespace, setup: Setup, cells: Sequence[tuple[Cell, list[Measurement]]], minutes: float) -> str:
+def render(args: argparse.Namespace, setup: Setup, machine: list[str], cells: Sequence[tuple[Cell, list[Measurement]]], minutes: float) -> str:
     """The Markdown report: machine, then one table per input and latency."""
-    settings = json.dumps(setup.settings) if setup.settings else "none"
+    settings = f"defaults and {json.dumps(setup.settings)}" if setup.settings else "defaults"
     report = [
-        "# target-stitch-import vs target-stitch", "", *machine_info(setup),
-        f"- {args.runs} run(s) per variant, medians; extra target-stitch-import settings: {settings}",
+        "# target-stitch-import vs target-stitch", "", *machine,
+        f"- {args.runs} run(s) per variant, medians; target-stitch-import settings: {settings}",
     ]
-    for source in dict.fromkeys(cell.source for cell, _ in cells):
-        size = source.path.stat().st_size / 1e6
+    for name in dict.fromkeys(cell.source.name for cell, _ in cells):
         for cell, measurements in cells:
-            if cell.source is source:
+            source = cell.source
+            if source.name == name:
+                size = source.path.stat().st_size / 1e6
                 report += ["", f"## {source.name}: {source.records:,} records ({size:.1f} MB), null API latency {cell.latency_ms:g} ms", ""]
                 report += table([summarize(v, [m for m in measurements if m.variant == v.key]) for v in args.variants])
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -931,6 +939,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             timeout=args.timeout,
         )
         sources = [ensure_input(cache, name, args.records) for name in args.inputs]
+    machine = machine_info(setup)
     try:
         cells = run_all(args, setup, sources)
     finally:
@@ -938,7 +947,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     everything = [m for _, measurements in cells for m in measurements]
     if args.json:
         args.json.write_text(json.dumps([m.__dict__ for m in everything], indent=1), encoding="utf-8")
-    print(render(args, setup, cells, (time.monotonic() - started) / 60))
+    print(render(args, setup, machine, cells, (time.monotonic() - started) / 60))
     return 1 if any(m.error for m in everything) or not cells else 0
 
 

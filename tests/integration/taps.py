@@ -9,7 +9,9 @@ and a cached venv is reused as long as the pins (and the Python version) stay th
   ``psycopg2==2.7.4`` (does not build for Python 3.11), so it is installed with
   ``--no-deps`` next to ``psycopg2-binary`` and its other requirements.
 
-Every pinned closure is installed with ``pip install --no-deps`` (no resolver run). The
+Every pinned closure is installed with ``pip install --no-deps`` (no resolver run); a spec
+with ``resolve=True`` (Meltano itself, see ``meltano_project.py``) is a version range that
+pip resolves once, when its venv is made. The
 cache lives in ``$TSI_TAP_CACHE`` (default ``~/.cache/target-stitch-import/taps``), one
 directory per tap named after a hash of its pins; a directory without its completion
 marker (an interrupted install) is rebuilt, and a file lock keeps parallel runs apart.
@@ -48,6 +50,8 @@ class TapSpec:
     executable: str = "tap-postgres"
     #: The option that passes the catalog (singer-io 0.2.1 syncs only with --properties).
     catalog_flag: str = "--catalog"
+    #: Install ``pins`` with pip's resolver (version ranges) instead of ``--no-deps``.
+    resolve: bool = False
 
     def cache_key(self) -> str:
         """Hash of the pins and the Python version: a new key means a new venv."""
@@ -159,9 +163,10 @@ def install(spec: TapSpec, root: Path | None = None) -> Tap:
             return tap
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([_base_python(), "-m", "venv", str(venv)], check=True)
+        no_deps = () if spec.resolve else ("--no-deps",)
         subprocess.run(
             [
-                str(tap.python), "-m", "pip", "install", "-qq", "--no-deps",
+                str(tap.python), "-m", "pip", "install", "-qq", *no_deps,
                 "--no-input", "--disable-pip-version-check", *spec.pins,
             ],
             check=True,

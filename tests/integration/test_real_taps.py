@@ -26,13 +26,12 @@ import re
 import time
 import typing as t
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import seed
 import taps
 from harness import Database, Emulator, TapVenvs, target_command, write_json
-
-from pathlib import Path
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Mapping

@@ -32,6 +32,10 @@ setup(
         "python-backoff>=2.2.2,<4",
         "msgspec>=0.19,<1",
         "jsonschema>=4.18,<5",
+        # JSON Schema patterns searched without catastrophic backtracking, with a timeout and
+        # without holding the GIL (re needs minutes for ^(a|aa)+$ against 40 characters): the
+        # emulator's bounded cost per request, and the target's local record validation.
+        "regex>=2024.4.16,<2028",
         "typing-extensions>=4.5; python_version < '3.12'",
     ],
     extras_require={

@@ -3,9 +3,16 @@
 Shared by the target (local validation against the schema it sends) and the emulator
 (validation of every record of a batch), so both fail on exactly the same records.
 Records are read with numbers as ``Decimal``; ``multipleOf`` is checked with exact
-rational arithmetic (``-2341.62`` is a multiple of ``0.01``; a value of 40 significant
-digits against ``1e-38`` neither overflows a decimal context nor rounds). Formats are not
-checked.
+arithmetic (``-2341.62`` is a multiple of ``0.01``; a value of 40 significant digits against
+``1e-38`` neither overflows a decimal context nor rounds) at a cost that follows the digits,
+not the exponent (``1e10000000`` is decided at once). Formats are not checked.
+
+``pattern`` and ``patternProperties`` mean what they mean to ``re`` (as in jsonschema) but run
+on the ``regex`` engine (see the comment above :class:`PatternError`): no catastrophic
+backtracking on the usual shapes, other threads keep running, and within
+:func:`pattern_budget` a time limit. The one difference from jsonschema: a search ``re``
+would need minutes or years for ends here in milliseconds (with the verdict ``re`` would
+reach), or, under a budget, raises :class:`PatternBudgetError`.
 
 :func:`compile_draft4` turns a schema into a :class:`Draft4Checker`: nested closures built
 once per schema that give the jsonschema validator's valid/invalid verdict at a fraction of
@@ -18,25 +25,55 @@ keyword value the metaschema would refuse) is left to jsonschema entirely.
 
 from __future__ import annotations
 
+import _sre  # type: ignore[import-not-found]
+import bisect
+import contextlib
+import contextvars
 import decimal
 import fractions
+import functools
 import re
+import sys
+import time
 import typing as t
+import warnings
 from collections.abc import Callable
 from urllib.parse import unquote
 
 import jsonschema
+import regex  # type: ignore[import-untyped]
 from jsonschema import Draft4Validator, ValidationError
 from jsonschema._utils import equal, uniq
 from jsonschema_specifications import REGISTRY as _METASCHEMAS
 
+if sys.version_info >= (3, 11):
+    from re import _constants as sre_constants
+    from re import _parser as sre_parse
+else:  # pragma: no cover - Python 3.10
+    import sre_constants
+    import sre_parse
+
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterable, Iterator, Sequence
 
 #: A compiled check: is the value valid? (Called only with values it applies to.)
 _Test = Callable[[t.Any], bool]
 
 _ARITHMETIC_ERRORS = (ValueError, TypeError, ZeroDivisionError, OverflowError)
+
+
+#: Exact decimal arithmetic: integer division and remainders never round here.
+_EXACT = decimal.Context(
+    prec=decimal.MAX_PREC,
+    Emax=decimal.MAX_EMAX,
+    Emin=decimal.MIN_EMIN,
+    traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
+)
+#: Up to this many digits in a quotient, ``multipleOf`` takes one exact remainder.
+_DIRECT_QUOTIENT_DIGITS = 1_000
+#: A divisor whose coefficient and exponent stay within this many digits also has a cheap
+#: integer ratio (for integer values).
+_SMALL_RATIO_DIGITS = 1_000
 
 
 def _exact(number: object) -> fractions.Fraction:
@@ -53,32 +90,77 @@ def _always(_: object) -> bool:
     return True
 
 
+def _as_decimal(number: object) -> decimal.Decimal | None:
+    """Return a JSON number as an exact Decimal (a float by its shortest repr), else None."""
+    if isinstance(number, decimal.Decimal):
+        return number
+    if isinstance(number, int):
+        return decimal.Decimal(number)
+    if isinstance(number, float):
+        return decimal.Decimal(repr(number))
+    return None
+
+
+def _reduced(number: decimal.Decimal) -> tuple[tuple[int, ...], int]:
+    """Return the digits (trailing zeros moved to the exponent) and exponent of a non-zero."""
+    _, digits, exponent = number.as_tuple()
+    end = len(digits)
+    while digits[end - 1] == 0:
+        end -= 1
+    return digits[:end], t.cast("int", exponent) + len(digits) - end
+
+
+def _is_multiple(number: decimal.Decimal, divisor: decimal.Decimal) -> bool:
+    """Return whether a finite ``number`` is an integer multiple of a positive ``divisor``.
+
+    The cost follows the numbers' digits, never their exponents: ``1e10000000`` against
+    ``0.01`` is decided without writing out ten million digits.
+    """
+    if not number:
+        return True
+    number = number.copy_abs()
+    if number.adjusted() - divisor.adjusted() <= _DIRECT_QUOTIENT_DIGITS:
+        return not _EXACT.remainder(number, divisor)
+    # The quotient is huge: number = c * 10**e and divisor = d * 10**f, neither c nor d
+    # ending in a zero. With e < f the quotient is c / (d * 10**(f - e)), not an integer
+    # since 10 does not divide c. Otherwise d must divide c * 10**(e - f): d = 2**a * 5**b *
+    # r with r prime to 10, and once e - f reaches a and b only r | c matters, so the shift
+    # is capped at a bound of a and b (four times d's digit count).
+    digits, exponent = _reduced(number)
+    divisor_digits, divisor_exponent = _reduced(divisor)
+    shift = exponent - divisor_exponent
+    if shift < 0:
+        return False
+    shift = min(shift, 4 * len(divisor_digits))
+    top = decimal.Decimal((0, digits, shift))
+    return not _EXACT.remainder(top, decimal.Decimal((0, divisor_digits, 0)))
+
+
 def _multiple_test(multiple: object) -> _Test:
     """Return whether a number is an exact multiple of ``multiple``.
 
     Floats count by their shortest repr (``0.1`` is 1/10), Decimals digit for digit. A
     non-finite number fails, and so does every number when ``multiple`` is zero or not a
-    number.
+    number. The cost grows with the numbers' digits, not with their exponents.
     """
-    try:
-        divisor = _exact(multiple)
-        numerator, denominator = divisor.numerator, divisor.denominator
-        _ = 1 / divisor
-    except _ARITHMETIC_ERRORS:
+    divisor = _as_decimal(multiple)
+    if divisor is None or not divisor.is_finite() or not divisor:
         return _never
+    divisor = divisor.copy_abs()
+    ratio: tuple[int, int] | None = None
+    if max(len(divisor.as_tuple().digits), abs(divisor.adjusted())) <= _SMALL_RATIO_DIGITS:
+        ratio = divisor.as_integer_ratio()
 
     def test(number: object) -> bool:
-        if type(number) is int:  # number / divisor == number * denominator / numerator
-            return number * denominator % numerator == 0
-        if isinstance(number, decimal.Decimal):
-            if not number.is_finite():
+        if type(number) is int and ratio is not None:  # number * q / p, an integer?
+            return number * ratio[1] % ratio[0] == 0
+        value = _as_decimal(number)
+        if value is None:  # another kind of number (a Fraction...): exactly, at any cost
+            try:
+                return (_exact(number) / _exact(divisor)).denominator == 1
+            except _ARITHMETIC_ERRORS:
                 return False
-            top, bottom = number.as_integer_ratio()
-            return top * denominator % (bottom * numerator) == 0
-        try:
-            return (_exact(number) / divisor).denominator == 1
-        except _ARITHMETIC_ERRORS:
-            return False
+        return value.is_finite() and _is_multiple(value, divisor)
 
     return test
 
@@ -94,10 +176,88 @@ def _multiple_of(
         yield ValidationError(f"{instance} is not a multiple of {multiple}")
 
 
-ExactDraft4Validator = jsonschema.validators.extend(
-    Draft4Validator,
-    validators={"multipleOf": _multiple_of},
+# Patterns. jsonschema evaluates ``pattern`` and ``patternProperties`` with ``re.search``: a
+# backtracking engine that holds the GIL, where ``^(a+)+$`` against 30 characters runs for
+# minutes. Here a pattern is read by ``re``'s own parser, so that it means exactly what it
+# means to ``re``, and written out again for the ``regex`` engine, which takes the usual
+# catastrophic shapes in linear time, lets other threads run while it searches and stops at
+# a timeout. Whatever the two engines read differently is written out explicitly, as code
+# points: every literal (``regex`` reads ``[[:alpha:]]`` as a class and ``a{e<=1}`` as fuzzy
+# matching, ``re`` as characters); ``\w``, ``\d``, ``\s`` and ``\b`` as the code points ``re``
+# gives them (``regex`` follows a newer Unicode and counts combining marks as word
+# characters); and, ignoring case, each character as the characters ``re`` takes for it
+# (``re`` matches ``i`` with the dotless ``\u0131``, ``regex`` does not). Two things ``re``
+# does are not modelled (:class:`PatternError`): a backreference ignoring case, and a group
+# switching between ASCII and Unicode matching.
+
+#: ``regex`` unrolls counted repeats when compiling: at most this many units (``a{n}`` is n
+#: units, ``(?:a{n}){m}`` n * m) keep its compilation small and fast.
+MAX_PATTERN_UNITS = 10_000
+_EVERY_CODE_POINT = 0x110000
+_PLANE = 0x10000
+#: ``[start, end)`` code points.
+_Span = tuple[int, int]
+#: The flags written out for ``regex``; case is handled here (see :func:`_case_variants`).
+_FLAG_LETTERS = ((sre_constants.SRE_FLAG_MULTILINE, "m"), (sre_constants.SRE_FLAG_DOTALL, "s"))
+_IGNORECASE = sre_constants.SRE_FLAG_IGNORECASE
+_ASCII = sre_constants.SRE_FLAG_ASCII
+_TYPE_FLAGS = _ASCII | sre_constants.SRE_FLAG_UNICODE | sre_constants.SRE_FLAG_LOCALE
+# In Python before 3.14, \B never matches in an empty string.
+_NON_BOUNDARY_IN_EMPTY = re.search(r"\B", "") is not None
+
+
+class PatternError(ValueError):
+    """A pattern ``re`` accepts that the bounded engine does not take (too large, unmodelled)."""
+
+
+class PatternBudgetError(Exception):
+    """Patterns ran out of the time budget set by :func:`pattern_budget`.
+
+    Attributes:
+        pattern: The pattern being compiled or searched with.
+    """
+
+    def __init__(self, pattern: str, text: str) -> None:
+        """Name the pattern and what happened."""
+        super().__init__(text)
+        self.pattern = pattern
+
+
+class _Budget:
+    """Seconds of pattern compilation and search left to one validation."""
+
+    __slots__ = ("remaining", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.remaining = seconds
+
+    def exceeded(self, pattern: str) -> PatternBudgetError:
+        self.remaining = 0
+        text = f"the pattern {pattern!r} took longer than the budget of {self.seconds:g} s"
+        return PatternBudgetError(pattern, text)
+
+
+_BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar(
+    "draft4_pattern_budget", default=None
 )
+
+
+@contextlib.contextmanager
+def pattern_budget(seconds: float) -> Iterator[None]:
+    """Bound the time patterns may take in this thread's validations, in total.
+
+    Within the block, compiling patterns and searching with them (for ``pattern`` and
+    ``patternProperties``, in compiled checks and in jsonschema's alike) raises
+    :class:`PatternBudgetError` once that took ``seconds`` in all; so does a search with a
+    pattern the bounded engine does not take (see :func:`pattern_problem`). Outside, patterns
+    run without a limit, as in jsonschema.
+    """
+    token = _BUDGET.set(_Budget(seconds))
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
 
 
 def regex_problem(pattern: str) -> str | None:
@@ -106,7 +266,431 @@ def regex_problem(pattern: str) -> str | None:
         re.compile(pattern)
     except re.error as exc:
         return str(exc)
+    except (RecursionError, OverflowError):
+        return "nested too deeply or too large"
     return None
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Return why ``pattern`` can not be searched with at a bounded cost, or None.
+
+    That is :func:`regex_problem`, or a pattern the bounded engine does not take (too large,
+    or one of the two constructs it does not model).
+
+    Raises:
+        PatternBudgetError: Within :func:`pattern_budget`, compiling took too long.
+    """
+    problem = regex_problem(pattern)
+    if problem is not None:
+        return problem
+    return _search(pattern).problem
+
+
+class _Search:
+    """``re.search(pattern, text) is not None``, by the bounded engine where it can.
+
+    Attributes:
+        pattern: The pattern.
+        problem: Why the bounded engine does not take it (then ``re`` searches), or None.
+    """
+
+    __slots__ = ("_compiled", "pattern", "problem")
+
+    def __init__(self, pattern: str) -> None:
+        """Compile ``pattern``, within the current budget if any.
+
+        Raises:
+            re.error: ``re`` refuses the pattern (as it does in jsonschema).
+            PatternBudgetError: The budget ran out.
+        """
+        budget = _BUDGET.get()
+        if budget is not None and budget.remaining <= 0:
+            raise budget.exceeded(pattern)
+        started = time.monotonic()
+        re.compile(pattern)
+        self.pattern = pattern
+        self.problem: str | None = None
+        try:
+            self._compiled: t.Any = _bounded(pattern)
+        except PatternError as exc:
+            self._compiled = None
+            self.problem = str(exc)
+        if budget is not None:
+            budget.remaining -= time.monotonic() - started
+            if budget.remaining <= 0:
+                raise budget.exceeded(pattern)
+
+    def __call__(self, text: str) -> bool:
+        """Return whether the pattern matches anywhere in ``text``.
+
+        Raises:
+            PatternBudgetError: Within :func:`pattern_budget`, the budget ran out, or the
+                bounded engine does not take the pattern.
+        """
+        budget = _BUDGET.get()
+        if budget is None:
+            if self._compiled is None:
+                return re.search(self.pattern, text) is not None
+            return self._compiled.search(text) is not None
+        if self._compiled is None:
+            reason = f"the pattern {self.pattern!r} can not be searched boundedly: {self.problem}"
+            raise PatternBudgetError(self.pattern, reason)
+        if budget.remaining <= 0:
+            raise budget.exceeded(self.pattern)
+        started = time.monotonic()
+        try:
+            found = self._compiled.search(text, timeout=budget.remaining)
+        except TimeoutError:
+            raise budget.exceeded(self.pattern) from None
+        budget.remaining -= time.monotonic() - started
+        return found is not None
+
+
+@functools.lru_cache(maxsize=512)
+def _search(pattern: str) -> _Search:
+    """Return the (cached) search of a pattern.
+
+    Raises:
+        re.error: ``re`` refuses the pattern (as it does in jsonschema).
+        PatternBudgetError: Within :func:`pattern_budget`, the budget ran out.
+    """
+    return _Search(pattern)
+
+
+def _bounded(pattern: str) -> t.Any:  # noqa: ANN401 - regex ships no types
+    """Compile ``pattern`` (valid for ``re``) for the ``regex`` engine, meaning the same.
+
+    Raises:
+        PatternError: The pattern is too large for the engine, or not modelled.
+    """
+    with warnings.catch_warnings():  # re's FutureWarning on [[ and the like
+        warnings.simplefilter("ignore")
+        parsed = sre_parse.parse(pattern)
+    flags = parsed.state.flags
+    writer = _PatternWriter()
+    text = writer.sequence(parsed.data, flags)
+    if writer.units > MAX_PATTERN_UNITS:
+        msg = f"its repeats span more than {MAX_PATTERN_UNITS:,} units"
+        raise PatternError(msg)
+    try:
+        return regex.compile(f"(?V0){_flag_group(flags, 0)}{text}")
+    except (regex.error, OverflowError, RecursionError, MemoryError) as exc:
+        msg = f"the bounded regular expression engine can not take it: {exc}"
+        raise PatternError(msg) from None
+
+
+@functools.cache
+def _case_classes() -> tuple[list[int], dict[int, tuple[int, ...]]]:
+    """Return the cased code points, and for each the others ``re`` matches ignoring case."""
+    cased = [code for code in range(_EVERY_CODE_POINT) if _sre.unicode_iscased(code)]
+    pool = "".join(map(chr, sorted({*cased, *map(_sre.unicode_tolower, cased)})))
+    classes: dict[int, tuple[int, ...]] = {}
+    for code in cased:
+        found = re.compile(re.escape(chr(code)), re.IGNORECASE).findall(pool)
+        classes[code] = tuple(ord(char) for char in found if ord(char) != code)
+    return cased, classes
+
+
+def _case_variants(low: int, high: int, *, ascii_only: bool) -> tuple[bool, list[int]]:
+    """Return whether ``[low-high]`` holds a cased character, and what else ``re`` matches.
+
+    Ignoring case, ``re`` matches a set member with every character of the same lowercase
+    (and a few more: ``k`` and the Kelvin sign, ``i`` and the dotless i...); the second item
+    lists those outside the range.
+    """
+    if ascii_only:
+        codes = range(max(low, ord("A")), min(high, ord("z")) + 1)
+        letters = [code for code in codes if _sre.ascii_iscased(code)]
+        partners = {code ^ 0x20 for code in letters} - set(range(low, high + 1))
+        return bool(letters), sorted(partners)
+    cased, classes = _case_classes()
+    inside = cased[bisect.bisect_left(cased, low) : bisect.bisect_right(cased, high)]
+    partners = {other for code in inside for other in classes[code] if not low <= other <= high}
+    return bool(inside), sorted(partners)
+
+
+def _flag_group(add: int, remove: int, body: str | None = None) -> str:
+    """Return ``(?ms)`` (global) or ``(?m-s:body)`` (scoped) in ``regex`` syntax."""
+    on = "".join(letter for flag, letter in _FLAG_LETTERS if add & flag)
+    off = "".join(letter for flag, letter in _FLAG_LETTERS if remove & flag)
+    if body is None:
+        return f"(?{on})" if on else ""
+    if not on and not off:
+        return f"(?:{body})"
+    return f"(?{on}{'-' + off if off else ''}:{body})"
+
+
+def _char(code: int) -> str:
+    return f"\\u{code:04X}" if code < 0x10000 else f"\\U{code:08X}"  # noqa: PLR2004
+
+
+def _span_text(spans: Iterable[_Span]) -> str:
+    """Write ``[start, end)`` code point spans as the inside of a set."""
+    return "".join(
+        _char(start) + (f"-{_char(end - 1)}" if end - 1 > start else "") for start, end in spans
+    )
+
+
+@functools.cache
+def _category_spans(category: str, *, ascii_only: bool, lowered: bool) -> tuple[_Span, ...]:
+    r"""Return the code point spans ``re`` puts in ``\w``, ``\d`` or ``\s``.
+
+    Args:
+        category: ``w``, ``d`` or ``s``.
+        ascii_only: Under the ASCII flag.
+        lowered: The code points whose lowercase is in the class (what a case-insensitive
+            set with cased members tests in ``re``).
+    """
+    to_lower = _sre.ascii_tolower if ascii_only else _sre.unicode_tolower
+    probe = re.compile(f"[\\{category}]+", re.ASCII if ascii_only else 0)
+    spans: list[_Span] = []
+    # A plane at a time: one long C call would hold the GIL for a fifth of a second.
+    for start in range(0, _EVERY_CODE_POINT, _PLANE):
+        codes: Iterable[int] = range(start, start + _PLANE)
+        if lowered:
+            codes = map(to_lower, codes)
+        for match in probe.finditer("".join(map(chr, codes))):
+            low, high = match.start() + start, match.end() + start
+            if spans and spans[-1][1] == low:
+                low = spans.pop()[0]
+            spans.append((low, high))
+    return tuple(spans)
+
+
+def _complement(spans: tuple[_Span, ...]) -> list[_Span]:
+    gaps: list[_Span] = []
+    start = 0
+    for low, high in spans:
+        if low > start:
+            gaps.append((start, low))
+        start = high
+    if start < _EVERY_CODE_POINT:
+        gaps.append((start, _EVERY_CODE_POINT))
+    return gaps
+
+
+_CATEGORIES: dict[object, tuple[str, bool]] = {
+    sre_constants.CATEGORY_WORD: ("w", False),
+    sre_constants.CATEGORY_NOT_WORD: ("w", True),
+    sre_constants.CATEGORY_DIGIT: ("d", False),
+    sre_constants.CATEGORY_NOT_DIGIT: ("d", True),
+    sre_constants.CATEGORY_SPACE: ("s", False),
+    sre_constants.CATEGORY_NOT_SPACE: ("s", True),
+}
+
+
+def _category_text(category: object, flags: int, *, lowered: bool = False) -> str:
+    try:
+        name, negated = _CATEGORIES[category]
+    except KeyError:
+        msg = f"the class {category} is not supported"
+        raise PatternError(msg) from None
+    ascii_only = bool(flags & sre_constants.SRE_FLAG_ASCII)
+    spans = _category_spans(name, ascii_only=ascii_only, lowered=lowered)
+    return _span_text(_complement(spans) if negated else spans)
+
+
+class _PatternWriter:
+    """Writes a parsed ``re`` pattern in ``regex`` syntax; counts the units repeats unroll."""
+
+    def __init__(self) -> None:
+        self.units = 0
+
+    def sequence(self, items: Iterable[tuple[t.Any, t.Any]], flags: int) -> str:
+        return "".join(self._item(op, value, flags) for op, value in items)
+
+    def _measured(self, items: Iterable[tuple[t.Any, t.Any]], flags: int) -> tuple[str, int]:
+        before = self.units
+        self.units = 0
+        text = self.sequence(items, flags)
+        units = self.units
+        self.units = before
+        return text, units
+
+    def _item(self, op: object, value: t.Any, flags: int) -> str:  # noqa: ANN401, C901, PLR0911, PLR0912 - one case per opcode
+        self.units += 1
+        if op in (sre_constants.LITERAL, sre_constants.NOT_LITERAL):
+            negated = op is sre_constants.NOT_LITERAL
+            if negated or flags & _IGNORECASE:
+                head = [(sre_constants.NEGATE, None)] if negated else []
+                return self._set([*head, (sre_constants.LITERAL, value)], flags)
+            return _char(value)
+        if op is sre_constants.ANY:
+            return "."
+        if op is sre_constants.IN:
+            return self._set(value, flags)
+        if op is sre_constants.BRANCH:
+            return "(?:" + "|".join(self.sequence(branch, flags) for branch in value[1]) + ")"
+        if op is sre_constants.SUBPATTERN:
+            group, add, remove, body = value
+            if add & _TYPE_FLAGS and add & _TYPE_FLAGS != flags & _TYPE_FLAGS:
+                # re checks a search's first character by the global flags, the rest by the
+                # group's: (?a:\W) matches neither "a" nor "é". Not modelled.
+                msg = "a group switching between ASCII and Unicode matching is not supported"
+                raise PatternError(msg)
+            inner = _flag_group(add, remove, self.sequence(body, (flags | add) & ~remove))
+            return inner if group is None else f"({inner})"
+        if op in _REPEATS:
+            low, high, body = value
+            inner, units = self._measured(body, flags)
+            self.units += max(low, 1) * units
+            upper = "" if high is sre_constants.MAXREPEAT else str(high)
+            return f"(?:{inner}){{{low},{upper}}}{_REPEATS[op]}"
+        if op is _ATOMIC_GROUP:
+            return f"(?>{self.sequence(value, flags)})"
+        if op is sre_constants.GROUPREF:
+            if flags & _IGNORECASE:  # re compares lowercases (of two sigmas), regex folds
+                msg = "a backreference ignoring case is not supported"
+                raise PatternError(msg)
+            return f"(?:\\g<{value}>)"
+        if op is sre_constants.GROUPREF_EXISTS:
+            group, yes, no = value
+            other = "" if no is None else "|" + self.sequence(no, flags)
+            return f"(?({group}){self.sequence(yes, flags)}{other})"
+        if op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
+            direction, body = value
+            kind = "=" if op is sre_constants.ASSERT else "!"
+            return f"(?{'<' if direction < 0 else ''}{kind}{self.sequence(body, flags)})"
+        if op is sre_constants.AT:
+            return _anchor(value, flags)
+        msg = f"the construct {op} is not supported"
+        raise PatternError(msg)
+
+    @staticmethod
+    def _set(items: list[tuple[t.Any, t.Any]], flags: int) -> str:
+        r"""Write a set as ``re`` matches it, case-sensitively for ``regex``.
+
+        Ignoring case, ``re`` takes each member with the characters it matches ignoring case,
+        and tests the classes (``\w``...) on the character's lowercase, unless no member is
+        cased: then the classes are tested on the character itself.
+        """
+        negated = bool(items) and items[0][0] is sre_constants.NEGATE
+        members = items[1:] if negated else items
+        ignore_case = bool(flags & _IGNORECASE)
+        ascii_only = bool(flags & _ASCII)
+        parts: list[str] = []
+        classes: list[object] = []
+        cased = False
+        for op, value in members:
+            if op is sre_constants.LITERAL:
+                low = high = value
+            elif op is sre_constants.RANGE:
+                low, high = value
+            elif op is sre_constants.CATEGORY:
+                classes.append(value)
+                continue
+            else:
+                msg = f"the set member {op} is not supported"
+                raise PatternError(msg)
+            parts.append(_char(low) if low == high else f"{_char(low)}-{_char(high)}")
+            if ignore_case:
+                has_cased, variants = _case_variants(low, high, ascii_only=ascii_only)
+                cased = cased or has_cased
+                parts.extend(map(_char, variants))
+        lowered = ignore_case and cased
+        parts.extend(_category_text(name, flags, lowered=lowered) for name in classes)
+        if negated and len(parts) == 1 and not classes and "-" not in parts[0]:
+            # regex reads [^a]|[^c] as [^ac]: one character but a, without a one-member set
+            return f"(?:(?!{parts[0]})(?s:.))"
+        return f"[{'^' if negated else ''}{''.join(parts)}]"
+
+
+_REPEATS: dict[object, str] = {sre_constants.MAX_REPEAT: "", sre_constants.MIN_REPEAT: "?"}
+_ATOMIC_GROUP = getattr(sre_constants, "ATOMIC_GROUP", None)  # Python 3.11+
+if hasattr(sre_constants, "POSSESSIVE_REPEAT"):
+    _REPEATS[sre_constants.POSSESSIVE_REPEAT] = "+"
+
+
+def _anchor(code: object, flags: int) -> str:
+    simple = {
+        sre_constants.AT_BEGINNING: "^",
+        sre_constants.AT_BEGINNING_STRING: "\\A",
+        sre_constants.AT_END: "$",
+        sre_constants.AT_END_STRING: "\\Z",
+    }
+    if code in simple:
+        return simple[code]
+    if code not in (sre_constants.AT_BOUNDARY, sre_constants.AT_NON_BOUNDARY):
+        msg = f"the anchor {code} is not supported"
+        raise PatternError(msg)
+    word = f"[{_category_text(sre_constants.CATEGORY_WORD, flags)}]"
+    if code is sre_constants.AT_BOUNDARY:
+        return f"(?-i:(?<={word})(?!{word})|(?<!{word})(?={word}))"
+    guard = "" if _NON_BOUNDARY_IN_EMPTY else "(?!\\A\\Z)"
+    return f"(?-i:(?<={word})(?={word})|(?<!{word})(?!{word}){guard})"
+
+
+def _pattern(
+    validator: jsonschema.protocols.Validator,
+    pattern: str,
+    instance: object,
+    schema: t.Mapping[str, t.Any],
+) -> Iterator[ValidationError]:
+    _ = schema
+    if validator.is_type(instance, "string") and not _search(pattern)(t.cast("str", instance)):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(
+    validator: jsonschema.protocols.Validator,
+    patterns: t.Mapping[str, t.Any],
+    instance: object,
+    schema: t.Mapping[str, t.Any],
+) -> Iterator[ValidationError]:
+    _ = schema
+    if not validator.is_type(instance, "object"):
+        return
+    members = t.cast("dict[str, object]", instance)
+    for pattern, subschema in patterns.items():
+        search = _search(pattern)
+        for key, value in members.items():
+            if search(key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _additional_properties(
+    validator: jsonschema.protocols.Validator,
+    additional: object,
+    instance: object,
+    schema: t.Mapping[str, t.Any],
+) -> Iterator[ValidationError]:
+    if not validator.is_type(instance, "object"):
+        return
+    members = t.cast("dict[str, object]", instance)
+    properties = schema.get("properties", {})
+    joined = "|".join(schema.get("patternProperties", {}))
+    covered = _search(joined) if joined else None
+    extras = {
+        name
+        for name in members
+        if name not in properties and (covered is None or not covered(name))
+    }
+    if validator.is_type(additional, "object"):
+        for extra in extras:
+            yield from validator.descend(members[extra], additional, path=extra)
+    elif not additional and extras:
+        if "patternProperties" in schema:
+            verb = "does" if len(extras) == 1 else "do"
+            joined_extras = ", ".join(repr(each) for each in sorted(extras))
+            patterns = ", ".join(repr(each) for each in sorted(schema["patternProperties"]))
+            error = f"{joined_extras} {verb} not match any of the regexes: {patterns}"
+            yield ValidationError(error)
+        else:
+            listed = ", ".join(repr(extra) for extra in sorted(extras, key=str))
+            verb = "was" if len(extras) == 1 else "were"
+            error = f"Additional properties are not allowed ({listed} {verb} unexpected)"
+            yield ValidationError(error)
+
+
+ExactDraft4Validator = jsonschema.validators.extend(
+    Draft4Validator,
+    validators={
+        "multipleOf": _multiple_of,
+        "pattern": _pattern,
+        "patternProperties": _pattern_properties,
+        "additionalProperties": _additional_properties,
+    },
+)
 
 
 def check_schema(schema: t.Mapping[str, t.Any]) -> None:
@@ -175,6 +759,8 @@ class Draft4Checker:
             return bool(self.validator.is_valid(instance))
         try:
             return type(instance) in root.fast or root.check(instance)
+        except PatternBudgetError:
+            raise
         except Exception:  # noqa: BLE001 - any failure of the fast path: the reference decides
             return bool(self.validator.is_valid(instance))
 
@@ -440,8 +1026,7 @@ class _Compiler:
             pattern = schema["pattern"]
             if not isinstance(pattern, str):
                 _unsupported()
-            search = re.compile(pattern).search
-            tests.append(lambda value: search(value) is not None)
+            tests.append(_search(pattern))
         return tests
 
     @staticmethod
@@ -491,9 +1076,7 @@ class _Compiler:
         if not isinstance(properties, dict) or not isinstance(patterns, dict):
             _unsupported()
         named = {name: self._pair(sub) for name, sub in properties.items()}
-        matched = tuple(
-            (re.compile(pattern).search, *self._pair(sub)) for pattern, sub in patterns.items()
-        )
+        matched = tuple((_search(pattern), *self._pair(sub)) for pattern, sub in patterns.items())
         additional = schema.get("additionalProperties", True)
         if isinstance(additional, dict):
             extra: tuple[frozenset[type], _Test] | None = self._pair(additional)
@@ -507,7 +1090,7 @@ class _Compiler:
             return _properties_test(required, named)
         # jsonschema tells extra members by one regex joining the patterns, exactly so.
         joined = "|".join(patterns)
-        covered = re.compile(joined).search if joined else None
+        covered = _search(joined) if joined else None
         return _members_test(required, named, matched, extra, covered)
 
     def _dependencies_test(self, dependencies: object) -> _Test:
@@ -618,9 +1201,9 @@ def _properties_test(
 def _members_test(
     required: frozenset[str] | None,
     named: dict[str, tuple[frozenset[type], _Test]],
-    matched: tuple[tuple[Callable[[str], object], frozenset[type], _Test], ...],
+    matched: tuple[tuple[_Search, frozenset[type], _Test], ...],
     extra: tuple[frozenset[type], _Test] | None,
-    covered: Callable[[str], object] | None,
+    covered: _Search | None,
 ) -> _Test:
     known = _properties_test(required, named)
 
@@ -629,12 +1212,12 @@ def _members_test(
             return False
         for name, member in value.items():
             for search, fast, check in matched:
-                if search(name) is not None and type(member) not in fast and not check(member):
+                if search(name) and type(member) not in fast and not check(member):
                     return False
             if (
                 extra is not None
                 and name not in named
-                and (covered is None or covered(name) is None)
+                and (covered is None or not covered(name))
                 and type(member) not in extra[0]
                 and not extra[1](member)
             ):

@@ -159,8 +159,8 @@ class TargetStitchImport(Target):
 
     @override
     def _process_record_message(self, message_dict: dict) -> None:
-        stream = message_dict.get("stream")
-        record = message_dict.get("record")
+        stream: str = message_dict.get("stream")  # type: ignore[assignment]
+        record: dict[str, t.Any] = message_dict.get("record")  # type: ignore[assignment]
         common = type(record) is dict and type(stream) is str and stream
         if common and "version" not in message_dict:
             self.run.message_version = None  # the common case, checked without a call

@@ -8,8 +8,15 @@ bearer token (401/403), the Content-Type (415), the size (413, or 411 without a
 Content-Length), validation (400), conflicts with the stored table (400), then storage:
 ``/batch`` answers 201 only after the batch's transaction committed; ``/validate`` answers
 200 and stores nothing. Every answer is JSON. An unexpected exception answers 500 (with a
-traceback in the log) and the server keeps serving. One access log line per request goes to
-the log stream; it never holds the Authorization header or a body.
+traceback in the log) and the server keeps serving; whatever a client got wrong answers 4xx.
+One access log line per request goes to the log stream; it never holds the Authorization
+header or a body, and client-chosen text in it (path, table name) has its control
+characters escaped, so no request can forge a line.
+
+Memory: bodies are read as they come (a slow client holds only its own connection), but at
+most ``max_concurrent_bodies`` are parsed, validated and stored at once; the others wait
+for a slot. A parsed body takes up to about 30 times its size in memory, so the peak stays
+near ``max_concurrent_bodies * 30 * max_body_bytes`` plus the raw bodies waiting.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from target_stitch_import.__version__ import __version__
 from target_stitch_import.contract import BATCH_PATH, MAX_BODY_BYTES, STATUS_PATH, VALIDATE_PATH
 from target_stitch_import.emulator.faults import FaultKind, FaultPlan, FaultSettings
 from target_stitch_import.emulator.storage import BatchRejectedError
+from target_stitch_import.emulator.text import escape_raw_controls, log_field
 from target_stitch_import.emulator.validation import (
     Answer,
     Batch,
@@ -54,6 +62,9 @@ _CHUNK = 1 << 16
 _NOT_AUTHORIZED = Answer(401, {"message": "Not Authorized"})
 _INACTIVE = Answer(403, {"error": "Forbidden", "errors": {"error": "Connection is not active."}})
 _ALLOWED_METHODS = {STATUS_PATH: "GET", BATCH_PATH: "POST", VALIDATE_PATH: "POST"}
+#: Bodies parsed, validated and stored at once, by default (see the module docstring).
+MAX_CONCURRENT_BODIES = 2
+_ASCII_DIGITS = frozenset("0123456789")
 
 
 @dataclass(frozen=True)
@@ -64,13 +75,28 @@ class ServerSettings:
         tokens: Accepted bearer tokens; empty accepts any non-empty token.
         inactive_tokens: Tokens of a paused integration (answered with 403).
         max_body_bytes: Larger request bodies are answered with 413.
+        max_concurrent_bodies: Bodies parsed, validated and stored at once; more wait.
         faults: The fault injection settings.
     """
 
     tokens: frozenset[str] = frozenset()
     inactive_tokens: frozenset[str] = frozenset()
     max_body_bytes: int = MAX_BODY_BYTES
+    max_concurrent_bodies: int = MAX_CONCURRENT_BODIES
     faults: FaultSettings = field(default_factory=FaultSettings)
+
+    def __post_init__(self) -> None:
+        """Check the limits.
+
+        Raises:
+            ValueError: A body limit or a number of concurrent bodies below 1.
+        """
+        if self.max_body_bytes < 1:
+            msg = f"the body size limit must be at least 1 byte, not {self.max_body_bytes}"
+            raise ValueError(msg)
+        if self.max_concurrent_bodies < 1:
+            msg = f"at least 1 body must be parsed at once, not {self.max_concurrent_bodies}"
+            raise ValueError(msg)
 
 
 def utc_timestamp(moment: dt.datetime) -> str:
@@ -100,6 +126,7 @@ class EmulatorServer(ThreadingHTTPServer):
         self.plan = plan
         self.validator = validator
         self.stopping = threading.Event()
+        self.body_slots = threading.BoundedSemaphore(settings.max_concurrent_bodies)
         self._log = log
         self._log_lock = threading.Lock()
         self._in_flight = 0
@@ -122,9 +149,17 @@ class EmulatorServer(ThreadingHTTPServer):
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def log(self, line: str) -> None:
-        """Write one line to the log stream."""
+        """Write one line to the log stream, control characters escaped."""
         with self._log_lock:
-            self._log.write(line.rstrip("\n") + "\n")
+            self._log.write(escape_raw_controls(line) + "\n")
+            self._log.flush()
+
+    def log_exception(self, exc: BaseException) -> None:
+        """Write a traceback, each line starting with ``| `` (so none reads as a request)."""
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        with self._log_lock:
+            for line in text.rstrip("\n").split("\n"):
+                self._log.write("| " + escape_raw_controls(line) + "\n")
             self._log.flush()
 
     @contextlib.contextmanager
@@ -228,7 +263,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self._status = "client-gone"
             except Exception as exc:  # noqa: BLE001 - the server must keep serving
-                self.server.log(traceback.format_exc())
+                self.server.log_exception(exc)
                 self.close_connection = True
                 if self._status == "-":
                     error = f"emulator internal error: {type(exc).__name__}"
@@ -237,8 +272,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         elapsed = (time.monotonic() - started) * 1000
         note = self._note
         self.server.log(
-            f"{self.command} {path} {self._status} table={note['table']} "
-            f"messages={note['messages']} bytes={note['bytes']} ms={elapsed:.1f}",
+            f"{log_field(self.command or '-')} {log_field(path)} {self._status} "
+            f"table={log_field(note['table'])} messages={note['messages']} "
+            f"bytes={note['bytes']} ms={elapsed:.1f}",
         )
 
     def _send(self, answer: Answer, headers: t.Mapping[str, str] | None = None) -> None:
@@ -283,14 +319,13 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             # Chunked bodies are not read: the connection can not be reused afterwards.
             self.close_connection = True
             return _Body(None, None, oversized=False)
-        declared = self.headers.get("Content-Length")
-        if declared is None:
+        length = self._declared_length()
+        if length is None:
             return _Body(None, None, oversized=False)
-        if not declared.strip().isdigit():
+        if isinstance(length, str):  # where the body ends is unknown: close after answering
             self.close_connection = True
-            self._send(bad_request("Content-Length is not a number"))
+            self._send(bad_request(length))
             return None
-        length = int(declared)
         if limit is not None and length <= limit:
             data = self.rfile.read(length)
             if len(data) < length:
@@ -307,6 +342,18 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 raise ConnectionResetError
             remaining -= len(chunk)
         return _Body(None, length, oversized=True)
+
+    def _declared_length(self) -> int | str | None:
+        """Return the Content-Length, None without one, or why it is unusable."""
+        declared = {value.strip() for value in self.headers.get_all("Content-Length") or ()}
+        if not declared:
+            return None
+        if len(declared) > 1:
+            return ("Content-Length headers disagree: " + ", ".join(sorted(declared)))[:200]
+        text = declared.pop()
+        if not text or not set(text) <= _ASCII_DIGITS:  # "٣" is a digit to str.isdigit
+            return "Content-Length is not a number"
+        return int(text)
 
     # Endpoints
 
@@ -363,15 +410,27 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             error = {"error": f"Injected fault: {fault.status} {phrase}"}
             self._send(Answer(fault.status, error), headers)
             return
-        answer = self._checked(body)
-        if isinstance(answer, Answer):
-            self._send(answer)
-            return
-        self._note.update(table=answer.table_name, messages=str(len(answer.messages)))
-        self._send(self._accept(answer, len(body.data or b""), validate=validate))
+        self._send(self._answer(body, validate=validate))
 
-    def _checked(self, body: _Body) -> Batch | Answer:
-        """Run the checks in the contract's order: auth, Content-Type, size, validation."""
+    def _answer(self, body: _Body, *, validate: bool) -> Answer:
+        """Check the request, then store (or just check) the batch; return the answer.
+
+        Parsing, validation and storage hold one of the server's body slots; nothing parsed
+        outlives it.
+        """
+        rejection = self._rejection(body)
+        if rejection is not None:
+            return rejection
+        data = t.cast("bytes", body.data)
+        with self.server.body_slots:
+            checked = self.server.validator.validate(data, self.headers.get("Content-Type"))
+            if isinstance(checked, Answer):
+                return checked
+            self._note.update(table=checked.table_name, messages=str(len(checked.messages)))
+            return self._accept(checked, len(data), validate=validate)
+
+    def _rejection(self, body: _Body) -> Answer | None:
+        """Run the checks before validation, in the contract's order: auth, type, size."""
         auth = self._auth_rejection()
         if auth is not None:
             return auth
@@ -384,7 +443,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             return Answer(413, {"status": "ERROR", "message": message})
         if body.data is None:
             return Answer(411, {"error": "Length Required: send a Content-Length header"})
-        return self.server.validator.validate(body.data, content_type)
+        return None
 
     def _auth_rejection(self) -> Answer | None:
         scheme, _, token = (self.headers.get("Authorization") or "").strip().partition(" ")

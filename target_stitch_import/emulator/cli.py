@@ -7,12 +7,19 @@ the database is closed, exit status 0.
 
 ``show`` lists what a Stitch user would see: the tables and their visible rows. With
 ``--stats`` it adds, per table, the batch counters, the active table version and the staged
-versions (``v3:1200``: 1,200 rows of version 3 loaded, not yet activated).
+versions (``v3:1200``: 1,200 rows of version 3 loaded, not yet activated). Names and values
+come from clients: their control characters are escaped (see
+:mod:`target_stitch_import.emulator.text`), columns are aligned by terminal width, and a
+reader that stops early (``show | head``) ends the output quietly.
+
+Options are checked by argparse: a port within 0..65535, sizes and counts of at least 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import signal
 import sys
 import threading
@@ -22,9 +29,15 @@ from pathlib import Path
 import simplejson
 
 from target_stitch_import.contract import MAX_BODY_BYTES
-from target_stitch_import.emulator.app import ServerSettings, create_server
+from target_stitch_import.emulator.app import MAX_CONCURRENT_BODIES, ServerSettings, create_server
 from target_stitch_import.emulator.faults import FaultSettings, parse_fault, parse_latency
 from target_stitch_import.emulator.storage import Storage, StorageError
+from target_stitch_import.emulator.text import (
+    display_width,
+    escape_controls,
+    escape_json_controls,
+    pad,
+)
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -53,6 +66,37 @@ def _argument_type(parse: Callable[[str], _T]) -> Callable[[str], _T]:
     return convert
 
 
+def _bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:
+    """Return an argparse type: an integer from ``low`` up to ``high`` (None: no maximum)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            msg = f"expected an integer, got {text!r}"
+            raise argparse.ArgumentTypeError(msg) from None
+        if value < low or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+            msg = f"expected an integer {bounds}, got {value}"
+            raise argparse.ArgumentTypeError(msg)
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _seconds(text: str) -> float:
+    """Parse a finite, non-negative number of seconds (an argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        msg = f"expected a number of seconds >= 0, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the command line parser of ``stitch-import-emulator``."""
     parser = argparse.ArgumentParser(prog=PROG, description="A local Stitch Import API emulator.")
@@ -60,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="Serve the Import API, storing batches in SQLite.")
     serve.add_argument("--host", default="127.0.0.1", help="Address to listen on.")
-    serve.add_argument("--port", type=int, default=8765, help="Port (0: a free one).")
+    serve.add_argument(
+        "--port", type=_bounded_int(0, 65535), default=8765, help="Port (0: a free one)."
+    )
     serve.add_argument(
         "--database",
         type=Path,
@@ -86,9 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--max-body-bytes",
-        type=int,
+        type=_bounded_int(1),
         default=MAX_BODY_BYTES,
         help="Larger request bodies are answered with 413.",
+    )
+    serve.add_argument(
+        "--max-concurrent-bodies",
+        type=_bounded_int(1),
+        default=MAX_CONCURRENT_BODIES,
+        metavar="N",
+        help=(
+            "Bodies parsed, validated and stored at once; more wait for a slot. Each takes up "
+            "to about 30 times its size in memory."
+        ),
     )
     faults = serve.add_argument_group("fault injection")
     faults.add_argument(
@@ -99,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KIND:SHARE",
         help="Fail this share of POSTs; KIND: 500, 502, 503, 429, drop, stall (repeatable).",
     )
-    faults.add_argument("--fault-limit", type=int, default=None, help="Inject at most N faults.")
+    faults.add_argument(
+        "--fault-limit", type=_bounded_int(0), default=None, help="Inject at most N faults."
+    )
     faults.add_argument(
         "--latency",
         type=_argument_type(parse_latency),
@@ -109,14 +167,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     faults.add_argument(
         "--stall-seconds",
-        type=float,
+        type=_seconds,
         default=30.0,
         help="How long a stall fault waits before answering normally.",
     )
-    faults.add_argument("--retry-after", type=int, default=1, help="Retry-After of 429 and 503.")
+    faults.add_argument(
+        "--retry-after", type=_bounded_int(0), default=1, help="Retry-After of 429 and 503."
+    )
     faults.add_argument(
         "--status-503",
-        type=int,
+        type=_bounded_int(-1),
         default=0,
         metavar="N",
         help="The first N GET /status answer 503 (-1: all).",
@@ -160,9 +220,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ValueError as exc:
                 parser.error(str(exc))
             return serve(args, faults)
-        return show(args)
+        return _show_to_pipe(args)
     except (StorageError, OSError) as exc:
         return _failed(exc)
+
+
+def _show_to_pipe(args: argparse.Namespace) -> int:
+    """Run :func:`show`; a reader that stops early (``show | head``) ends it quietly."""
+    try:
+        status = show(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
+    return status
 
 
 def serve(args: argparse.Namespace, faults: FaultSettings) -> int:
@@ -171,6 +242,7 @@ def serve(args: argparse.Namespace, faults: FaultSettings) -> int:
         tokens=frozenset(args.token),
         inactive_tokens=frozenset(args.inactive_token),
         max_body_bytes=args.max_body_bytes,
+        max_concurrent_bodies=args.max_concurrent_bodies,
         faults=faults,
     )
     stop = threading.Event()
@@ -210,7 +282,7 @@ def show(args: argparse.Namespace) -> int:
                     document["stats"] = stats
                 _print_json(document)
                 return 0
-            _out(f"schema: {storage.schema_name}")
+            _out(f"schema: {escape_controls(storage.schema_name)}")
             if stats is None:
                 _print_table(["table", "rows"], [[name, count] for name, count in tables.items()])
             else:
@@ -239,29 +311,38 @@ def _out(text: str = "") -> None:
     sys.stdout.write(text + "\n")
 
 
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that exiting does not flush into a closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def _failed(error: Exception) -> int:
-    sys.stderr.write(f"{PROG}: {error}\n")
+    sys.stderr.write(f"{PROG}: {escape_controls(str(error))}\n")
     return 1
 
 
 def _print_json(value: object) -> None:
-    _out(simplejson.dumps(value, use_decimal=True, ensure_ascii=False, indent=2))
+    text = simplejson.dumps(value, use_decimal=True, ensure_ascii=False, indent=2)
+    _out(escape_json_controls(text))
 
 
 def _cell(value: object) -> str:
     if isinstance(value, str):
-        return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+        return escape_controls(value)
     text: str = simplejson.dumps(value, use_decimal=True, ensure_ascii=False, separators=(",", ":"))
-    return text
+    return escape_json_controls(text)
 
 
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    cells = [list(header), *([_cell(value) for value in row] for row in rows)]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
+    cells = [
+        [escape_controls(name) for name in header],
+        *([_cell(value) for value in row] for row in rows),
+    ]
+    widths = [max(display_width(line[i]) for line in cells) for i in range(len(header))]
     for line in cells:
-        _out(
-            "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
-        )
+        _out("  ".join(pad(text, width) for text, width in zip(line, widths, strict=True)).rstrip())
 
 
 def _stat_row(table: str, values: dict[str, t.Any]) -> list[object]:

@@ -20,9 +20,10 @@ Layout:
       version is activated or discarded, so a full-table load may span many batches and runs.
     * System columns: ``_sdc_sequence``, ``_sdc_table_version`` (NULL when the batch had
       none), ``_sdc_received_at`` (RFC 3339) and, for tables with a key,
-      ``_sdc_primary_key`` (canonical JSON array of the key values, UNIQUE). A record property
-      whose name matches a system column (ASCII case-insensitively) is ignored: the system
-      value wins.
+      ``_sdc_primary_key`` (canonical JSON array of the key values, UNIQUE; equal numbers
+      are one key, ``1`` and ``1.0`` or ``0`` and ``-0.0``: see :func:`canonical_number`).
+      A record property whose name matches a system column (ASCII case-insensitively) is
+      ignored: the system value wins.
     * Column and table names are compared ASCII case-insensitively by SQLite; a property that
       differs from an existing column (of the visible table or any staged version) only by
       case is refused (:class:`BatchRejectedError`), as is a table name that differs from an
@@ -61,7 +62,7 @@ from pathlib import Path
 
 import simplejson
 
-from target_stitch_import.emulator.validation import ACTIVATE_VERSION, canonical_json
+from target_stitch_import.emulator.validation import ACTIVATE_VERSION
 from target_stitch_import.errors import StitchImportError
 
 if t.TYPE_CHECKING:
@@ -81,6 +82,9 @@ SYSTEM_COLUMNS = (SEQUENCE, TABLE_VERSION, RECEIVED_AT, PRIMARY_KEY)
 MAX_COLUMNS = 2000
 #: The start of the names of the SQL tables holding staged versions.
 STAGE_PREFIX = "_emulator_version_"
+#: Integral key values up to this many digits are written as digits (a JSON integer has at
+#: most 4,300 in Python, so an integer and an equal decimal meet).
+PLAIN_KEY_DIGITS = 4300
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -173,14 +177,40 @@ def stage_name(table: str, version: int) -> str:
     return f"{STAGE_PREFIX}{version}_{table}"
 
 
+def canonical_number(value: int | Decimal) -> str:
+    """Return one text per numeric value: ``1``, ``1.0`` and ``1E+0`` all give ``1``.
+
+    As in a warehouse's numeric column, equal numbers are one key: trailing zeros are
+    dropped, ``-0`` is ``0``, and an integral value is written as its digits (up to
+    :data:`PLAIN_KEY_DIGITS` of them, as a JSON integer can be; beyond, as ``1E+4400``).
+    A fraction is written as :class:`~decimal.Decimal` writes it reduced (``0.5``, ``1E-7``).
+    The cost follows the number's digits, never its exponent.
+    """
+    if isinstance(value, int):
+        return str(value)
+    if not value:
+        return "0"
+    sign, digits, exponent = value.as_tuple()
+    end = len(digits)
+    while digits[end - 1] == 0:
+        end -= 1
+    exponent = t.cast("int", exponent) + len(digits) - end
+    digits = digits[:end]
+    if exponent >= 0 and len(digits) + exponent <= PLAIN_KEY_DIGITS:
+        return ("-" if sign else "") + "".join(map(str, digits)) + "0" * exponent
+    return str(Decimal((sign, digits, exponent)))
+
+
+def _key_text(value: object) -> str:
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        return canonical_number(value)
+    return json.dumps(value, ensure_ascii=False)  # str, bool (scalars only: validated)
+
+
 def _primary_key(message: Message, key_names: t.Sequence[str]) -> str:
-    """Return the canonical JSON array of a record's key values."""
+    """Return the canonical JSON array of a record's key values (numbers canonical too)."""
     data = t.cast("dict[str, t.Any]", message.data)
-    values = [data[name] for name in key_names]
-    try:
-        return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
-    except TypeError:  # Decimals: written digit for digit
-        return canonical_json(values)
+    return "[" + ",".join(_key_text(data[name]) for name in key_names) + "]"
 
 
 def _property_names(batch: Batch) -> list[str]:

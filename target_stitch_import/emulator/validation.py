@@ -14,6 +14,12 @@ and shorter than 256 characters, property names usable as columns, conformance t
 schema as JSON Schema Draft 4 with formats not checked). Numbers are parsed as
 :class:`~decimal.Decimal`, so validation and storage see the exact digits sent; the shared
 :mod:`target_stitch_import.draft4` validator checks ``multipleOf`` exactly.
+
+Every request costs a bounded effort: the schema is at most :data:`MAX_SCHEMA_DEPTH` levels
+deep, numbers are compared by digits and exponent (never written out), and the patterns of
+one request may compile and search for :data:`PATTERN_BUDGET_SECONDS` in all (twice: once
+for the schema, once for the records). Whatever the client sent
+wrong is answered with a 400 naming it.
 """
 
 from __future__ import annotations
@@ -40,10 +46,12 @@ from target_stitch_import.contract import (
 )
 from target_stitch_import.draft4 import (
     Draft4Checker,
+    PatternBudgetError,
     check_schema,
     compile_draft4,
     error_pointer,
-    regex_problem,
+    pattern_budget,
+    pattern_problem,
 )
 
 if t.TYPE_CHECKING:
@@ -53,6 +61,12 @@ if t.TYPE_CHECKING:
 RESERVED_TABLE_PREFIXES = ("_emulator_", "sqlite_")
 #: Compiled schemas kept for reuse (batches of one table repeat their schema).
 SCHEMA_CACHE_SIZE = 64
+#: Deepest nesting of objects and arrays in a schema (a record nests at most 100 levels;
+#: ``properties`` takes two per level).
+MAX_SCHEMA_DEPTH = 256
+#: Seconds the ``pattern`` and ``patternProperties`` of one request may take to compile, and
+#: then to search the records, in all.
+PATTERN_BUDGET_SECONDS = 2.0
 
 UPSERT = "upsert"
 ACTIVATE_VERSION = "activate_version"
@@ -156,14 +170,29 @@ def everit_type(value: object) -> str:  # noqa: PLR0911 - one answer per JSON ty
     return "JSONArray"
 
 
+class NumberError(ValueError):
+    """A JSON number the emulator can not hold."""
+
+
 def parse_json(body: bytes) -> object:
     """Parse JSON with exact numbers (:class:`~decimal.Decimal`); ``NaN``/``Infinity`` refused.
 
     Raises:
+        NumberError: A number Python can not hold (an exponent beyond 10**18, an integer of
+            more than 4,300 digits).
         ValueError: The bytes are not JSON (or not UTF-8).
         RecursionError: The JSON is nested too deeply to parse.
     """
-    return json.loads(body, parse_float=decimal.Decimal, parse_constant=_refuse_constant)
+    try:
+        return json.loads(body, parse_float=decimal.Decimal, parse_constant=_refuse_constant)
+    except decimal.InvalidOperation:  # an exponent beyond what Decimal holds
+        msg = "a number is out of range (an exponent beyond 10**18)"
+        raise NumberError(msg) from None
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):  # Python's limit on integer digits
+            msg = "an integer has more digits than Python converts (4300 by default)"
+            raise NumberError(msg) from None
+        raise
 
 
 def _refuse_constant(name: str) -> t.NoReturn:
@@ -342,19 +371,48 @@ def _compile_schema(schema: dict[str, t.Any]) -> Draft4Checker:
         for name in declared if isinstance(declared, list) else [declared]:
             if isinstance(name, str) and name not in _DRAFT4_TYPES:
                 _reject(f"Invalid JSON schema: unknown type: [{name}]")
+        if "$ref" in subschema and not isinstance(subschema["$ref"], str):
+            found = everit_type(subschema["$ref"])
+            _reject(f"Invalid JSON schema: $ref: expected type: String, found: {found}")
     _check_metaschema(schema)
     for subschema in subschemas:
-        for pattern in t.cast("dict[str, object]", subschema.get("patternProperties") or {}):
-            problem = regex_problem(pattern)
-            if problem is not None:
-                text = f"patternProperties: {pattern} is not a 'regex': {problem}"
-                _reject(f"Invalid JSON schema: {text}")
+        _check_patterns(subschema)
     if "properties" not in schema:
         _reject("Invalid JSON schema: required key [properties] not found")
     if not isinstance(schema["properties"], dict):
         found = everit_type(schema["properties"])
         _reject(f"Invalid JSON schema: properties: expected: JSONObject, found: {found}")
     return compile_draft4(schema, check=False)
+
+
+def _check_patterns(subschema: Mapping[str, object]) -> None:
+    """Refuse patterns that are not regular expressions or can not be searched boundedly.
+
+    With ``additionalProperties``, the ``patternProperties`` are also searched joined into
+    one pattern (as jsonschema does); that one must work too.
+    """
+    pattern = subschema.get("pattern")
+    if isinstance(pattern, str):
+        problem = pattern_problem(pattern)
+        if problem is not None:
+            _reject(f"Invalid JSON schema: pattern {_short(pattern)} can not be used: {problem}")
+    patterns = subschema.get("patternProperties")
+    if not isinstance(patterns, dict):
+        return
+    for each in patterns:
+        problem = pattern_problem(each)
+        if problem is not None:
+            _reject(
+                f"Invalid JSON schema: patternProperties: {_short(each)} is not a 'regex': "
+                f"{problem}",
+            )
+    if patterns and "additionalProperties" in subschema:
+        problem = pattern_problem("|".join(patterns))
+        if problem is not None:
+            _reject(
+                "Invalid JSON schema: the patternProperties joined into one regular "
+                f"expression (for additionalProperties) can not be used: {problem}",
+            )
 
 
 def _check_metaschema(schema: dict[str, t.Any]) -> None:
@@ -430,15 +488,62 @@ def _conformance_text(index: int, error: jsonschema.ValidationError) -> str:
     return f"{prefix} {_short(error.message)}"
 
 
+def _check_conformance(index: int, data: dict[str, t.Any], checker: Draft4Checker) -> None:
+    try:
+        error = checker.first_error(data)
+    except PatternBudgetError as exc:
+        _reject(
+            f"Record {index} could not be validated: {_short(str(exc))} for the patterns of "
+            "one request; use patterns without nested or overlapping repetition",
+        )
+    except RecursionError:
+        _reject(f"Record {index} is nested too deeply to validate")
+    except referencing.exceptions.Unresolvable as exc:  # a $ref that names nothing
+        reference = _short(str(exc.ref))
+        _reject(f"Invalid JSON schema: $ref {reference} can not be resolved")
+    if error is not None:
+        _reject(_conformance_text(index, error))
+
+
+def _document(body: bytes) -> object:
+    """Parse a body as JSON text of Unicode with numbers Python holds.
+
+    Raises:
+        _InvalidError: It is not.
+    """
+    try:
+        document = parse_json(body)
+    except NumberError as exc:
+        _reject(f"{_PREFIX} {exc}")
+    except ValueError:
+        _reject(f"{_PREFIX} body is not valid JSON")
+    except RecursionError:
+        _reject(f"{_PREFIX} body is nested too deeply")
+    if (b"\\ud" in body or b"\\uD" in body) and _has_lone_surrogate(document):
+        _reject(f"{_PREFIX} body contains a lone UTF-16 surrogate (not Unicode)")
+    return document
+
+
 class BatchValidator:
     """Validates request bodies; keeps a bounded LRU of compiled schemas.
 
     Thread-safe: one instance serves all of the emulator's request threads.
     """
 
-    def __init__(self, cache_size: int = SCHEMA_CACHE_SIZE) -> None:
-        """Create a validator keeping up to ``cache_size`` compiled schemas."""
+    def __init__(
+        self,
+        cache_size: int = SCHEMA_CACHE_SIZE,
+        pattern_seconds: float = PATTERN_BUDGET_SECONDS,
+    ) -> None:
+        """Create a validator.
+
+        Args:
+            cache_size: How many compiled schemas to keep.
+            pattern_seconds: How long the patterns of one request may take to compile, and
+                then to search the records, in all.
+        """
         self._cache_size = cache_size
+        self._pattern_seconds = pattern_seconds
         self._cache: collections.OrderedDict[str, Draft4Checker]
         self._cache = collections.OrderedDict()
         self._lock = threading.Lock()
@@ -463,15 +568,7 @@ class BatchValidator:
         if rejection is not None:
             return rejection
         try:
-            document = parse_json(body)
-        except ValueError:
-            return bad_request(f"{_PREFIX} body is not valid JSON")
-        except RecursionError:
-            return bad_request(f"{_PREFIX} body is nested too deeply")
-        if (b"\\ud" in body or b"\\uD" in body) and _has_lone_surrogate(document):
-            return bad_request(f"{_PREFIX} body contains a lone UTF-16 surrogate (not Unicode)")
-        try:
-            batch = _parse_envelope(document)
+            batch = _parse_envelope(_document(body))
             checker = self._checker(batch.schema)
             for key in batch.key_names:
                 if key not in batch.schema["properties"]:
@@ -484,31 +581,40 @@ class BatchValidator:
         return batch
 
     def _checker(self, schema: dict[str, t.Any]) -> Draft4Checker:
-        key = canonical_json(schema)
+        depth = record_shape(schema)[1]
+        if depth > MAX_SCHEMA_DEPTH:  # before anything recurses into it
+            _reject(
+                f"Invalid JSON schema: nested {depth} levels deep, more than the maximum of "
+                f"{MAX_SCHEMA_DEPTH}",
+            )
+        try:
+            key = canonical_json(schema)
+        except RecursionError:
+            _reject("Invalid JSON schema: nested too deeply")
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        compiled = _compile_schema(schema)
+        try:
+            with pattern_budget(self._pattern_seconds):
+                compiled = _compile_schema(schema)
+        except RecursionError:
+            _reject("Invalid JSON schema: nested too deeply")
+        except PatternBudgetError as exc:
+            _reject(
+                f"Invalid JSON schema: compiling its patterns took too long: {_short(str(exc))} "
+                "for the patterns of one request",
+            )
         with self._lock:
             self._cache[key] = compiled
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return compiled
 
-    @staticmethod
-    def _check_records(batch: Batch, checker: Draft4Checker) -> None:
-        for index, message in enumerate(batch.messages):
-            if message.data is None:
-                continue
-            _check_record_shape(index, message.data, batch.key_names)
-            try:
-                error = checker.first_error(message.data)
-            except RecursionError:
-                _reject(f"Record {index} is nested too deeply to validate")
-            except referencing.exceptions.Unresolvable as exc:  # a $ref that names nothing
-                reference = _short(str(exc.ref))
-                _reject(f"Invalid JSON schema: $ref {reference} can not be resolved")
-            if error is not None:
-                _reject(_conformance_text(index, error))
+    def _check_records(self, batch: Batch, checker: Draft4Checker) -> None:
+        with pattern_budget(self._pattern_seconds):
+            for index, message in enumerate(batch.messages):
+                if message.data is not None:
+                    _check_record_shape(index, message.data, batch.key_names)
+                    _check_conformance(index, message.data, checker)

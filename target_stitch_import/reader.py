@@ -37,6 +37,7 @@ else:
 LOGGER = logging.getLogger("target_stitch_import.reader")
 _KNOWN_TYPES = frozenset(kind.value for kind in SingerMessageType)
 _TYPE_TEXT_LIMIT = 40
+_T = t.TypeVar("_T")
 
 
 def decode_json(data: bytes | str) -> object:
@@ -136,10 +137,10 @@ class LineReader(MsgSpecReader):
         counts["RECORD"] += records
         return counts
 
-    def _take(self, callback: t.Callable[[dict], None], message: dict[str, t.Any]) -> None:
-        """Run a callback; its errors name the line (too deep a message: one clear line)."""
+    def _take(self, step: t.Callable[..., _T], *args: t.Any) -> _T:  # noqa: ANN401
+        """Run one step of the current line; its errors name the line (too deep: one line)."""
         try:
-            callback(message)
+            return step(*args)
         except RecursionError:
             error = InputError("the message is nested too deeply to process")
             at_line(error, self.line_number)
@@ -154,15 +155,9 @@ class LineReader(MsgSpecReader):
         callbacks: dict[str, t.Callable[[dict], None]],
     ) -> str | None:
         """Decode and dispatch a line the careful way; errors name the line."""
-        try:
-            return self._dispatch(self.deserialize_json(line), callbacks)  # type: ignore[arg-type]
-        except RecursionError:
-            error = InputError("the message is nested too deeply to process")
-            at_line(error, self.line_number)
-            raise error from None
-        except Exception as exc:
-            at_line(exc, self.line_number)
-            raise
+        return self._take(
+            lambda: self._dispatch(self.deserialize_json(line), callbacks),  # type: ignore[arg-type]
+        )
 
     def _dispatch(
         self,

@@ -75,7 +75,8 @@ class TargetStitchImport(Target):
         self.run = Run(self.settings, self.logger, self._write_state_line, self._wake_reader)
         #: Per stream: its sink when its RECORDs take the lean path, else False.
         self._lean_sinks: dict[str, StitchImportSink | t.Literal[False]] = {}
-        self._reader_thread = threading.current_thread()
+        #: The reading (main) thread's id when a failed delivery can wake it, else None.
+        self._wake_ident: int | None = None
         self._install_wake_signal()
         if not self.settings.writes_state:
             self.logger.warning(
@@ -267,16 +268,15 @@ class TargetStitchImport(Target):
         """Let sender threads wake the reading thread (the main one) when a delivery fails."""
         if _WAKE_SIGNAL is None or threading.current_thread() is not threading.main_thread():
             return
-        self._reader_thread = threading.current_thread()
         signal.signal(_WAKE_SIGNAL, self._on_wake)
+        self._wake_ident = threading.get_ident()
 
     def _wake_reader(self, failure: BaseException) -> None:
         """A delivery failed: make the reading thread raise it now, even while it waits."""
         _ = failure
-        if _WAKE_SIGNAL is not None and threading.current_thread() is not self._reader_thread:
-            ident = self._reader_thread.ident
-            if ident is not None and self._reader_thread is threading.main_thread():
-                signal.pthread_kill(ident, _WAKE_SIGNAL)
+        ident = self._wake_ident
+        if ident is not None and _WAKE_SIGNAL is not None and threading.get_ident() != ident:
+            signal.pthread_kill(ident, _WAKE_SIGNAL)
 
     def _on_wake(self, signum: int, frame: FrameType | None) -> None:
         _ = signum, frame
@@ -325,9 +325,10 @@ class TargetStitchImport(Target):
         """Drain every sink, finish open table versions, wait for every acknowledgement."""
         run = self.run
         try:
+            for taken in (*self._sinks_to_clear, *self._sinks_active.values()):
+                if isinstance(taken, StitchImportSink):
+                    taken.count_records()  # lean records: the SDK drains every sink that took any
             super().process_endofpipe()
-            for table in run.tables():  # whatever the SDK did not drain (lean records)
-                run.send(table)
             for table in run.tables():
                 version = table.finish()
                 sink = self._sinks_active.get(table.name)
@@ -362,10 +363,10 @@ def _batch_file_records(
     Raises:
         InputError: The file cannot be read, or a line is not a JSON object.
     """
-    compression = "gzip" if encoding.compression == "gzip" else None
     try:
         with fsspec.open(url, mode="rb") as raw:
-            lines = gzip.open(raw) if compression else raw  # noqa: SIM115 - closed with raw
+            gzipped = encoding.compression == "gzip"
+            lines = gzip.open(raw) if gzipped else raw  # noqa: SIM115 - closed with raw
             for number, line in enumerate(lines, 1):
                 if not line.strip():
                     continue

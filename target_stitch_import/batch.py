@@ -119,13 +119,10 @@ class Batch:
         )
 
     def try_add(self, message: bytes) -> bool:
-        """Append ``message`` if it fits; return whether it did (``fits`` + ``add`` in one)."""
-        count = len(self.messages)
-        size = self.size + len(message) + (1 if count else 0)
-        if size > self.max_bytes or count >= self.max_messages:
+        """Append ``message`` if it fits; return whether it did."""
+        if not self.fits(message):
             return False
-        self.size = size
-        self.messages.append(message)
+        self.add(message)
         return True
 
     def add(self, message: bytes) -> None:

@@ -128,10 +128,10 @@ class LineReader(MsgSpecReader):
                 self._take(on_record, message)
                 records += 1
                 continue
-            if not line.strip():
+            if message is None and not line.strip():
                 continue
             self._current_message = line  # type: ignore[assignment]
-            kind = self._dispatch_line(line, callbacks)
+            kind = self._take(self._dispatch_line, line, message, callbacks)
             if kind is not None:
                 counts[kind] += 1
         counts["RECORD"] += records
@@ -152,12 +152,13 @@ class LineReader(MsgSpecReader):
     def _dispatch_line(
         self,
         line: bytes | str,
+        message: object,
         callbacks: dict[str, t.Callable[[dict], None]],
     ) -> str | None:
-        """Decode and dispatch a line the careful way; errors name the line."""
-        return self._take(
-            lambda: self._dispatch(self.deserialize_json(line), callbacks),  # type: ignore[arg-type]
-        )
+        """Dispatch a decoded line; a line that is no JSON object is decoded again to say why."""
+        if not isinstance(message, dict):
+            message = self.deserialize_json(line)  # type: ignore[arg-type]
+        return self._dispatch(message, callbacks)
 
     def _dispatch(
         self,

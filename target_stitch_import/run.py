@@ -114,7 +114,7 @@ class Run:
         )
         self._tables: dict[str, Table] = {}
         self._tables_lock = threading.Lock()
-        self._age_thread: threading.Thread | None = None
+        self._ticker: threading.Thread | None = None
         self._unchecked_bytes = 0
         self._ceiling_step = min(_CEILING_CHECK_BYTES, settings.max_buffered_bytes // 8)
 
@@ -260,9 +260,9 @@ class Run:
     # Age flush and progress (one ticker thread)
 
     def _start_ticker(self) -> None:
-        if self._age_thread is None:
-            self._age_thread = threading.Thread(target=self._tick, name="ticker", daemon=True)
-            self._age_thread.start()
+        if self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, name="ticker", daemon=True)
+            self._ticker.start()
 
     def _tick(self) -> None:
         max_age = self.settings.max_batch_age_seconds

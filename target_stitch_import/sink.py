@@ -36,7 +36,7 @@ if sys.version_info >= (3, 12):
 else:
     from typing_extensions import override
 
-from target_stitch_import.batch import TableHeader, body_size, encode_json
+from target_stitch_import.batch import TableHeader, body_size, encode_json, upsert_message
 from target_stitch_import.contract import (
     MAX_DATA_POINTS,
     MAX_RECORD_DEPTH,
@@ -70,7 +70,6 @@ _DATELIKE_PARSERS: dict[str, t.Callable[[str], object]] = {
 #: Records taken by the lean path between two updates of the SDK's counters.
 _COUNT_CHUNK = 10_000
 _NO_CONTEXT: dict[str, t.Any] = {}
-_encode = encode_json
 #: A JSON text shorter than this holds fewer than MAX_DATA_POINTS scalars (each takes at
 #: least one character and one separator).
 _POINTS_SURELY_BELOW_LIMIT = 2 * MAX_DATA_POINTS - 2
@@ -124,10 +123,7 @@ class _RecordPlan:
 
 def _shape_problem(record: dict[str, t.Any]) -> str | None:
     """Return why Stitch would refuse the record's shape (None when it is fine)."""
-    if not any(type(value) in (dict, list) for value in record.values()):
-        points, depth = len(record), 1
-    else:
-        points, depth = record_shape(record)
+    points, depth = record_shape(record)
     if points > MAX_DATA_POINTS:
         return f"has {points:,} data points; the Import API takes at most {MAX_DATA_POINTS:,}"
     if depth > MAX_RECORD_DEPTH:
@@ -306,11 +302,7 @@ class StitchImportSink(BatchSink):
         validator = self._validator
         if validator is not None:
             validator.validate(record)
-        plan = self._plan or self._schema_plan()
-        if plan.warn_unknown and not plan.fields.issuperset(record):
-            self._warn_unknown_fields(record, plan)
-        if plan.datelike:
-            self._parse_datelike(record, plan.datelike, self._treatment)
+        self._parse_timestamps_in_record(record, self.schema, self._treatment)
         for name in self._keys:
             if name not in record:
                 self._singer_validate_message(record)  # the SDK's own error
@@ -318,10 +310,6 @@ class StitchImportSink(BatchSink):
         self._uncounted += 1
         if self._uncounted >= _COUNT_CHUNK:
             self.count_records()
-
-    def _schema_plan(self) -> _RecordPlan:
-        plan = self._plan = _RecordPlan.of(self.schema)
-        return plan
 
     @override
     def _parse_timestamps_in_record(
@@ -406,9 +394,8 @@ class StitchImportSink(BatchSink):
     def process_record(self, record: dict, context: dict) -> None:
         """Encode the record as an upsert message and add it to the table's open batch.
 
-        The hottest code of the target: names are looked up once, the steps are those of
-        :mod:`batch` and :mod:`sequence` (``encode_json``, ``upsert_message``, ``body_size``)
-        written out.
+        The hottest code of the target: names it needs per record are looked up once, in
+        ``__init__``.
         """
         for name in self._keys:
             value = record.get(name)
@@ -416,10 +403,9 @@ class StitchImportSink(BatchSink):
             if kind is not int and (kind is not str or len(value) >= MAX_STRING_KEY_LENGTH):  # type: ignore[arg-type]
                 self._check_key(record, name)
         table = self._table
-        version = self._run.message_version
-        version = table.table_version if version is None else table.version_of(version)
+        version = table.version_of(self._run.message_version)
         sequence = table.sequence_for(record, time.time_ns())
-        data = _encode(record)
+        data = encode_json(record)
         # The encoded size and brackets bound the data points and the depth: only a
         # record near a limit gets the exact (slower) walk.
         if (
@@ -427,7 +413,7 @@ class StitchImportSink(BatchSink):
             or data.count(b"{") + data.count(b"[") > MAX_RECORD_DEPTH
         ):
             self._check_shape(record)
-        message = b'{"action":"upsert","sequence":%d,"data":%s}' % (sequence, data)
+        message = upsert_message(sequence, data)
         header = self._headers.get(version) or self._header(version)
         if len(header) + len(message) + 2 > self._max_bytes:
             self._too_large(record, body_size(header, message))

@@ -764,14 +764,22 @@ class Draft4Checker:
         except Exception:  # noqa: BLE001 - any failure of the fast path: the reference decides
             return bool(self.validator.is_valid(instance))
 
-    def first_error(self, instance: object) -> ValidationError | None:
+    def first_error(
+        self,
+        instance: object,
+        ignore: t.Collection[str] = (),
+    ) -> ValidationError | None:
         """Return jsonschema's best-matching error for ``instance``, or None when it is valid.
 
-        The error is ``jsonschema.exceptions.best_match`` over all of the validator's errors.
+        The error is ``jsonschema.exceptions.best_match`` over all of the validator's errors
+        but those of the keywords in ``ignore`` (None when only those fail).
         """
         if self.is_valid(instance):
             return None
-        return jsonschema.exceptions.best_match(self.validator.iter_errors(instance))
+        errors = self.validator.iter_errors(instance)
+        if ignore:
+            errors = (error for error in errors if error.validator not in ignore)
+        return jsonschema.exceptions.best_match(errors)
 
 
 def compile_draft4(schema: t.Mapping[str, t.Any], *, check: bool = True) -> Draft4Checker:

@@ -1172,3 +1172,133 @@ def _field_of(path: Sequence[object]) -> str | None:
         else:
             index += 1
     return name
+
+
+# Precision: numbers that break only ``multipleOf``.
+#
+# Stitch types a ``number`` column that carries ``multipleOf`` as a decimal and one
+# without as floating point (target-stitch's decimal support, singer-io/target-stitch#19,
+# #24). Log-based taps read decimals as binary floats and write the float's full
+# expansion (``111.43999999999999772626324556767940521240234375`` for ``111.44``), which
+# breaks the ``multipleOf: 0.01`` they declare; exact taps send ``111.44``. Relaxed mode
+# sends such values as the tap wrote them and makes the field's step as fine as the value
+# needs (a power of ten): the column stays a decimal, the schema still describes every
+# value sent, and the values of taps that keep their own ``multipleOf`` see no change.
+
+#: The finest step written into a schema (``1E-300``); a value needing a finer one gets
+#: its field's ``multipleOf`` dropped instead (parsers that read numbers as doubles would
+#: take anything finer for zero, which is not a valid ``multipleOf``).
+MIN_STEP_EXPONENT = -300
+
+
+@dataclass(frozen=True)
+class PrecisionFix:
+    """A ``multipleOf`` of the schema sent that one value breaks, and its finer step.
+
+    Attributes:
+        path: Where the ``multipleOf`` keyword is, as schema keys from the root
+            (``("properties", "balance", "multipleOf")``).
+        field: The top-level field whose value breaks it (for messages).
+        step: The new step (a power of ten dividing the old step and the value), or None
+            to drop the keyword.
+    """
+
+    path: tuple[str | int, ...]
+    field: str
+    step: decimal.Decimal | None
+
+
+def _ten_exponent(number: decimal.Decimal) -> int:
+    """Return the largest ``e`` such that the finite, non-zero ``number`` is a multiple of 10**e.
+
+    Exact at any number of digits (``Decimal.normalize`` would round to the context's 28).
+    """
+    _, digits, exponent = number.as_tuple()
+    zeros = len(digits) - len(bytes(digits).rstrip(b"\0"))
+    return t.cast("int", exponent) + zeros
+
+
+def finer_step(step: object, value: object) -> decimal.Decimal | None:
+    """Return the power of ten that divides both ``step`` and ``value``, or None when too fine.
+
+    Every multiple of ``step`` (``c * 10**e``, ``c`` an integer) is a multiple of the
+    result, and so is ``value``: a schema with the result in place of ``step`` accepts
+    every value the old one did, and ``value``.
+
+    Args:
+        step: The ``multipleOf`` the value breaks (a positive number).
+        value: The finite number that breaks it.
+    """
+    exponents = []
+    for given in (step, value):
+        number = decimal.Decimal(repr(given)) if isinstance(given, float) else given
+        if isinstance(number, int) and not isinstance(number, bool):
+            number = decimal.Decimal(number)
+        if not isinstance(number, decimal.Decimal) or not number.is_finite():
+            return None
+        if number:
+            exponents.append(_ten_exponent(number))
+    exponent = min(exponents, default=0)
+    if exponent < MIN_STEP_EXPONENT:
+        return None
+    return decimal.Decimal((0, (1,), exponent))
+
+
+def precision_fixes(errors: Iterable[t.Any]) -> list[PrecisionFix]:
+    """Return the fixes for the ``multipleOf`` failures among jsonschema ``errors``.
+
+    Looks into the branches of ``anyOf``/``oneOf`` failures too (``error.context``). Other
+    failures are left alone: the caller re-checks the record once the fixes are applied.
+    """
+    fixes: dict[tuple[str | int, ...], PrecisionFix] = {}
+    pending = list(errors)
+    while pending:
+        error = pending.pop()
+        pending.extend(error.context or ())
+        if error.validator != "multipleOf":
+            continue
+        path = tuple(error.absolute_schema_path)
+        field_path = list(error.absolute_path)
+        name = str(field_path[0]) if field_path else "(the record)"
+        step = finer_step(error.validator_value, error.instance)
+        known = fixes.get(path)
+        if known is not None and (known.step is None or (step is not None and known.step <= step)):
+            continue
+        fixes[path] = PrecisionFix(path, name, step)
+    return list(fixes.values())
+
+
+def apply_precision(schema: dict[str, t.Any], fixes: Iterable[PrecisionFix]) -> list[PrecisionFix]:
+    """Apply ``fixes`` to ``schema`` in place; return those that changed it.
+
+    A fix whose path is not in the schema (a later SCHEMA of the stream dropped the field)
+    or whose step is not finer than the schema's is skipped.
+    """
+    changed = []
+    for fix in fixes:
+        node = _schema_at(schema, fix.path[:-1])
+        keyword = fix.path[-1]
+        if not isinstance(node, dict) or keyword not in node:
+            continue
+        current = node[keyword]
+        if fix.step is None:
+            del node[keyword]
+        elif _is_number(current) and current > fix.step:
+            node[keyword] = fix.step
+        else:
+            continue
+        changed.append(fix)
+    return changed
+
+
+def _schema_at(schema: object, path: Sequence[str | int]) -> object:
+    """Return the part of ``schema`` at ``path`` (keys and indexes), or None when absent."""
+    node = schema
+    for key in path:
+        if (isinstance(node, dict) and key in node) or (
+            isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node)
+        ):
+            node = node[key]
+        else:
+            return None
+    return node

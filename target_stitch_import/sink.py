@@ -10,6 +10,7 @@ left and waits for the table's acknowledgements.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import sys
 import time
@@ -43,9 +44,17 @@ from target_stitch_import.contract import (
     MAX_STRING_KEY_LENGTH,
     record_shape,
 )
-from target_stitch_import.draft4 import compile_draft4, error_pointer
+from target_stitch_import.draft4 import Draft4Checker, compile_draft4, error_pointer
 from target_stitch_import.errors import RecordError, SchemaError
-from target_stitch_import.schema import SchemaProblemError, adapt_schema_with_notes, describe_notes
+from target_stitch_import.schema import (
+    PrecisionFix,
+    SchemaMode,
+    SchemaProblemError,
+    adapt_schema_with_notes,
+    apply_precision,
+    describe_notes,
+    precision_fixes,
+)
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
@@ -55,13 +64,19 @@ if t.TYPE_CHECKING:
     from target_stitch_import.tables import Table
 
 _KEY_TEXT_LIMIT = 200
-#: The record metadata fields the SDK drops from incoming records (add_record_metadata off).
+#: The delete marker of log-based taps: data (the row was deleted at that time), kept in
+#: records and schemas although the SDK counts it among its record metadata.
+DELETED_AT = "_sdc_deleted_at"
+#: The record metadata fields dropped from incoming records and schemas (add_record_metadata
+#: off), as the SDK drops them, except :data:`DELETED_AT`.
 _SDC_FIELDS = frozenset(
     {
-        "_sdc_extracted_at", "_sdc_received_at", "_sdc_batched_at", "_sdc_deleted_at",
-        "_sdc_sequence", "_sdc_table_version", "_sdc_sync_started_at",
+        "_sdc_extracted_at", "_sdc_received_at", "_sdc_batched_at", "_sdc_sequence",
+        "_sdc_table_version", "_sdc_sync_started_at",
     },
 )  # fmt: skip
+#: Rounds of ``multipleOf`` fixes tried on one record (a fix can uncover another failure).
+_PRECISION_ROUNDS = 3
 _DATELIKE_PARSERS: dict[str, t.Callable[[str], object]] = {
     "date-time": datetime_fromisoformat,
     "date": date_fromisoformat,
@@ -134,8 +149,21 @@ def _shape_problem(record: dict[str, t.Any]) -> str | None:
 class Draft4RecordValidator(BaseJSONSchemaValidator):
     """Validates records as Stitch does: JSON Schema Draft 4 against the schema sent."""
 
-    def __init__(self, schema: dict[str, t.Any], stream: str, key_names: t.Sequence[str]) -> None:
+    def __init__(
+        self,
+        schema: dict[str, t.Any],
+        stream: str,
+        key_names: t.Sequence[str],
+        relax: t.Callable[[dict[str, t.Any]], bool] | None = None,
+    ) -> None:
         """Compile the validator.
+
+        Args:
+            schema: The schema sent (Draft 4).
+            stream: The stream's name, for messages.
+            key_names: The key properties, each required in every record.
+            relax: Asked about a record that fails: True when it has made the schema
+                accept the record (relaxed mode's precision fixes), so it is valid.
 
         Raises:
             SchemaError: The schema itself is not valid Draft 4.
@@ -143,8 +171,9 @@ class Draft4RecordValidator(BaseJSONSchemaValidator):
         super().__init__(schema)
         self._stream = stream
         self._key_names = key_names
+        self._relax = relax
         try:
-            self._checker = compile_draft4(schema)
+            self.checker = compile_draft4(schema)
         except jsonschema.SchemaError as exc:
             msg = (
                 f"stream '{stream}': the schema is not valid JSON Schema Draft 4 at "
@@ -174,9 +203,9 @@ class Draft4RecordValidator(BaseJSONSchemaValidator):
             if name not in record:
                 self._missing_keys(record)
         try:
-            if self._checker.is_valid(record):
+            if self.checker.is_valid(record) or (self._relax is not None and self._relax(record)):
                 return
-            error = self._checker.first_error(record)
+            error = self.checker.first_error(record)
         except RecursionError:
             msg = (
                 f"stream '{self._stream}': record {describe_key(record, self._key_names)} is "
@@ -192,9 +221,16 @@ class Draft4RecordValidator(BaseJSONSchemaValidator):
             raise SchemaError(msg) from None
         if error is None:
             return
+        hint = ""
+        if error.validator == "multipleOf":
+            if self._relax is None:
+                hint = " (schema_mode=relaxed sends such numbers as they are)"
+            else:  # relaxed: the precision was not the problem, name what is
+                error = self.checker.first_error(record, ignore=("multipleOf",)) or error
         msg = (
             f"stream '{self._stream}': record {describe_key(record, self._key_names)} does "
-            f"not match the schema sent to Stitch at {error_pointer(error)}: {error.message[:300]}"
+            f"not match the schema sent to Stitch at {error_pointer(error)}: "
+            f"{error.message[:300]}{hint}"
         )
         raise RecordError(msg)
 
@@ -261,6 +297,7 @@ class StitchImportSink(BatchSink):
                 raise exc.for_stream(self.stream_name) from None
             self._sent_schema = adapted.schema
             self._schema_notes = describe_notes(adapted.notes)
+            apply_precision(self._sent_schema, self._run.table(self.stream_name).precision.values())
         return self._sent_schema
 
     def _warn_schema_notes(self) -> None:
@@ -280,7 +317,82 @@ class StitchImportSink(BatchSink):
         schema = self.sent_schema
         if not self.validate_schema:
             return None
-        return Draft4RecordValidator(schema, self.stream_name, self.key_properties)
+        relaxed = self._settings.schema_mode is SchemaMode.RELAXED
+        return Draft4RecordValidator(
+            schema,
+            self.stream_name,
+            self.key_properties,
+            relax=self._fit_precision if relaxed else None,
+        )
+
+    def _fit_precision(self, record: dict[str, t.Any]) -> bool:
+        """Relaxed mode: make ``multipleOf`` steps fine enough for a record's numbers.
+
+        Numbers that break only ``multipleOf`` (log-based taps write binary-float
+        expansions of decimals) are sent as the tap wrote them; the schema sent gets, for
+        each such keyword, the power of ten that divides both the old step and the value
+        (see :mod:`target_stitch_import.schema`). From then on every batch of the table
+        carries the finer step (the open batch is cut: its header changes). Warned once
+        per table and keyword. Returns True when the record now matches the schema.
+        """
+        validator = t.cast("Draft4RecordValidator", self._validator)
+        checker: Draft4Checker = validator.checker
+        schema = self.sent_schema
+        applied: list[PrecisionFix] = []
+        for _ in range(_PRECISION_ROUNDS):
+            fixes = precision_fixes(checker.validator.iter_errors(record))
+            if schema is self.sent_schema:
+                schema = copy.deepcopy(schema)
+            changed = apply_precision(schema, fixes)
+            if not changed:
+                return False
+            applied += changed
+            checker = compile_draft4(schema, check=False)
+            if checker.is_valid(record):
+                break
+        else:
+            return False
+        self._sent_schema = schema
+        validator.checker = checker
+        self._headers.clear()
+        table = self._run.table(self.stream_name)
+        for fix in applied:
+            table.precision[fix.path] = fix
+            self._warn_precision(record, fix)
+        return True
+
+    def _warn_precision(self, record: dict[str, t.Any], fix: PrecisionFix) -> None:
+        where = "/".join(str(part) for part in fix.path[1:-1]) or "the record"
+        if not self._run.table(self.stream_name).warn_once(f"precision: {where}"):
+            return
+        now = (
+            f"multipleOf {fix.step} for it (still a decimal column in Stitch)"
+            if fix.step is not None
+            else "no multipleOf for it (Stitch types the column as floating point)"
+        )
+        self.logger.warning(
+            "Stream '%s': field '%s' holds numbers that are not multiples of the step its "
+            "schema declares (record %s; log-based taps write decimals as binary-float "
+            "expansions); they are sent as the tap wrote them, and the schema sent to Stitch "
+            "now has %s (schema_mode=relaxed).",
+            self.stream_name,
+            fix.field,
+            describe_key(record, self._keys),
+            now,
+        )
+
+    @override
+    def _remove_sdc_metadata_from_schema(self) -> None:
+        """Drop the SDK's record metadata fields from the schema, keeping ``_sdc_deleted_at``."""
+        properties = self.schema["properties"]
+        for name in _SDC_FIELDS:
+            properties.pop(name, None)
+
+    @override
+    def _remove_sdc_metadata_from_record(self, record: dict) -> None:
+        """Drop the SDK's record metadata fields from a record, keeping ``_sdc_deleted_at``."""
+        for name in _SDC_FIELDS:
+            record.pop(name, None)
 
     # Records
 

@@ -16,6 +16,7 @@ if t.TYPE_CHECKING:
     import logging
 
     from target_stitch_import.batch import Batch
+    from target_stitch_import.schema import PrecisionFix
     from target_stitch_import.sequence import Sequencer
 
 
@@ -44,6 +45,9 @@ class Table:
     pending_version: int | None = None
     #: Versions RECORDs carried since the last activation (singer-io taps' style).
     record_versions: set[int] = field(default_factory=set)
+    #: The ``multipleOf`` steps relaxed mode made finer, by keyword path (kept for the
+    #: stream's later SCHEMA messages).
+    precision: dict[tuple[str | int, ...], PrecisionFix] = field(default_factory=dict)
     #: The batch being filled (guarded by :attr:`lock`).
     open: OpenBatch | None = None
     #: Guards :attr:`open` (the age flush runs on another thread).
@@ -67,7 +71,10 @@ class Table:
         """Return the sequence of the next record of this table (warning once per cause)."""
         sequencer = self.sequencer
         names = self.bookmark_names
-        sequence = sequencer.next(record.get(names[0]) if names else None, now_ns)
+        bookmark = record.get(names[0]) if names else None
+        if bookmark is None and names and names[0] not in record:
+            self._note_absent_bookmark()
+        sequence = sequencer.next(bookmark, now_ns)
         if sequencer.fallback_reason is not None and self.warn_once("fallback"):
             self.logger.warning(
                 "Stream '%s': bookmark '%s' value cannot order sequences (%s); records "
@@ -84,6 +91,17 @@ class Table:
                 self.bookmark_names[0],
             )
         return sequence
+
+    def _note_absent_bookmark(self) -> None:
+        """Say once that the bookmark is not a record field (log-based taps: ``lsn``)."""
+        if self.warn_once("bookmark absent"):
+            self.logger.info(
+                "Stream '%s': its bookmark '%s' is not a field of its records (log-based "
+                "taps keep it in the STATE only); records without it get time-based "
+                "sequences, in read order, so the last change of a key read wins.",
+                self.name,
+                self.bookmark_names[0],
+            )
 
     def version_of(self, record_version: int | None) -> int | None:
         """Return the table version a record goes to (its own ``version``, else the table's)."""

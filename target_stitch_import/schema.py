@@ -26,6 +26,9 @@ Relaxed, in detail:
   ``$anchor`` is inlined; a ref back into a schema being inlined, or one that cannot be
   resolved locally (remote schemas are never fetched), becomes ``{}`` (anything).
   Siblings of ``$ref`` (2019+) are kept.
+* A JSON document column, typed both ``object`` and ``array`` with nothing said of its
+  members (how taps declare ``json``/``jsonb``, which also hold strings, numbers and
+  booleans), takes any JSON value: its ``type`` is dropped.
 * ``const: v`` → ``enum: [v]``; numeric ``exclusiveMinimum: n`` → ``minimum: n,
   exclusiveMinimum: true`` (likewise maximum); ``prefixItems`` → tuple ``items`` (a
   2020-12 ``items`` next to it → ``additionalItems``); ``oneOf`` → ``anyOf`` (nullable
@@ -544,6 +547,8 @@ class _Relaxer:
             self._note(where, names, outcome)
         for key in _bounds(node, out):
             self._invalid(where, key, node[key])
+        if _is_document(out) and not scope.keys:
+            del out["type"]
         if "const" in node:
             out["enum"] = _unique([node["const"]])
         if scope.nullable:
@@ -835,6 +840,27 @@ def _bounds(node: Mapping[str, t.Any], out: dict[str, t.Any]) -> list[str]:
             if flag is True:  # the Draft 4 form, valid only next to its bound
                 out[exclusive] = True
     return invalid
+
+
+#: Keywords that say something of an object's or array's members.
+_MEMBER_KEYWORDS = frozenset(
+    {
+        "properties", "patternProperties", "additionalProperties", "items",
+        "additionalItems", "required", "minProperties", "maxProperties", "minItems",
+        "maxItems", "uniqueItems", "dependencies", "enum", "anyOf", "allOf", "oneOf",
+    },
+)  # fmt: skip
+
+
+def _is_document(out: Mapping[str, t.Any]) -> bool:
+    """Whether a relaxed subschema is a free JSON document (``object`` and ``array``, no more)."""
+    types = out.get("type")
+    return (
+        isinstance(types, list)
+        and "object" in types
+        and "array" in types
+        and _MEMBER_KEYWORDS.isdisjoint(out)
+    )
 
 
 def _add_null(out: dict[str, t.Any]) -> None:

@@ -1191,3 +1191,22 @@ STRICT_ACCEPTS: list[tuple[str, dict[str, t.Any]]] = [
 )
 def test_strict_accepts(schema: dict[str, t.Any]) -> None:
     assert adapt_schema(schema, [], SchemaMode.STRICT) == schema
+
+
+def test_json_document_columns_take_any_json_value() -> None:
+    """pipelinewise declares json/jsonb as object-or-array; jsonb also holds scalars."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "doc": {"type": ["null", "object", "array"]},
+            "shaped": {"type": ["null", "object", "array"], "properties": {"a": {"type": "integer"}}},
+            "obj": {"type": ["null", "object"]},
+        },
+    }
+    out = relaxed(schema)
+    assert out["properties"]["doc"] == {}
+    validator = ExactDraft4Validator(out)
+    for value in ("seven", 7, True, None, {"k": [1]}, [1, "a"]):
+        assert validator.is_valid({"doc": value})
+    assert not validator.is_valid({"shaped": "seven"})  # said something of its members
+    assert not validator.is_valid({"obj": "seven"})

@@ -19,9 +19,10 @@ _ENCODER = msgspec.json.Encoder(decimal_format="number")
 _SUFFIX = b"]}"
 
 
-def encode_json(value: t.Any) -> bytes:  # noqa: ANN401
-    """Encode a value as compact JSON, Decimals as exact numbers, date-times as RFC 3339."""
-    return _ENCODER.encode(value)
+#: Encode a value as compact JSON, Decimals as exact numbers, date-times as RFC 3339.
+encode_json: t.Callable[[t.Any], bytes] = _ENCODER.encode
+#: An upsert message, ``UPSERT_FORMAT % (sequence, encoded data)`` (see :func:`upsert_message`).
+UPSERT_FORMAT = b'{"action":"upsert","sequence":%d,"data":%s}'
 
 
 def _utc_if_naive(value: dt.datetime) -> dt.datetime:
@@ -54,7 +55,7 @@ def upsert_message(sequence: int, data: bytes) -> bytes:
     The caller makes date-times aware first (the sink's timestamp parsing does): a naive
     one would be written without an offset.
     """
-    return b'{"action":"upsert","sequence":%d,"data":%s}' % (sequence, data)
+    return UPSERT_FORMAT % (sequence, data)
 
 
 def encode_activate_version(sequence: int) -> bytes:
@@ -119,10 +120,18 @@ class Batch:
         )
 
     def try_add(self, message: bytes) -> bool:
-        """Append ``message`` if it fits; return whether it did."""
-        if not self.fits(message):
-            return False
-        self.add(message)
+        """Append ``message`` if it fits; return whether it did (:meth:`fits`, :meth:`add`)."""
+        messages = self.messages
+        if not messages:
+            if self.size + len(message) > self.max_bytes:
+                return False
+            self.size += len(message)
+        else:  # the per-record case, written out
+            size = self.size + 1 + len(message)
+            if size > self.max_bytes or len(messages) >= self.max_messages:
+                return False
+            self.size = size
+        messages.append(message)
         return True
 
     def add(self, message: bytes) -> None:

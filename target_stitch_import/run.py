@@ -199,18 +199,20 @@ class Run:
         position = self.ledger.next_position()
         with table.lock:
             current = table.open
-            batch = current.batch if current is not None else None
-            if batch is None or not (
-                (batch.header is header or batch.header == header) and batch.try_add(message)
+            if current is None or not (
+                (current.batch.header is header or current.batch.header == header)
+                and current.batch.try_add(message)
             ):
                 if current is not None:
                     self._send_locked(table)
                 batch = Batch(header, self.settings.max_batch_bytes, self.settings.batch_size_rows)
                 batch.add(message)  # alone it fits: the sink checked the body size
-                table.open = OpenBatch(batch, self.ledger.hold(position), time.monotonic())
+                current = table.open = OpenBatch(
+                    batch, self.ledger.hold(position), time.monotonic()
+                )
                 self._start_ticker()
             self.records_read += 1
-            if batch.is_full:
+            if len(current.batch.messages) >= current.batch.max_messages:  # is_full
                 self._send_locked(table)
         self._unchecked_bytes += len(message)
         if self._unchecked_bytes >= self._ceiling_step:

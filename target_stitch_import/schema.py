@@ -547,13 +547,7 @@ class _Relaxer:
             self._note(where, names, outcome)
         for key in _bounds(node, out):
             self._invalid(where, key, node[key])
-        if _is_document(out) and not scope.keys:
-            del out["type"]
-        if "const" in node:
-            out["enum"] = _unique([node["const"]])
-        if scope.nullable:
-            _add_null(out)
-        return out
+        return _finish(out, node, scope)
 
     def _keywords(
         self, node: Mapping[str, t.Any], out: dict[str, t.Any], scope: _Scope, where: _Where
@@ -861,6 +855,17 @@ def _is_document(out: Mapping[str, t.Any]) -> bool:
         and "array" in types
         and _MEMBER_KEYWORDS.isdisjoint(out)
     )
+
+
+def _finish(out: dict[str, t.Any], node: Mapping[str, t.Any], scope: _Scope) -> dict[str, t.Any]:
+    """The last routine steps of a relaxed subschema: documents, ``const``, null."""
+    if _is_document(out) and not scope.keys:
+        del out["type"]
+    if "const" in node:
+        out["enum"] = _unique([node["const"]])
+    if scope.nullable:
+        _add_null(out)
+    return out
 
 
 def _add_null(out: dict[str, t.Any]) -> None:
@@ -1321,9 +1326,11 @@ def _schema_at(schema: object, path: Sequence[str | int]) -> object:
     """Return the part of ``schema`` at ``path`` (keys and indexes), or None when absent."""
     node = schema
     for key in path:
-        if (isinstance(node, dict) and key in node) or (
-            isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node)
-        ):
+        if isinstance(node, dict):
+            if key not in node:
+                return None
+            node = node[key]
+        elif isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
             node = node[key]
         else:
             return None

@@ -28,13 +28,13 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import enum
-from collections import OrderedDict
 
 from target_stitch_import.contract import MAX_SEQUENCE
 
 #: Tiebreak slots below the bookmark's unit (nanoseconds below one microsecond).
 TIEBREAK_SLOTS = 1000
-#: Distinct recent bookmark values whose repeat counts are remembered.
+#: Distinct recent bookmark values whose repeat counts are surely remembered (between this
+#: many and twice as many are: the counts live in two generations of this size).
 RECENT_VALUES = 10_000
 
 _UTC = dt.timezone.utc
@@ -147,7 +147,9 @@ class Sequencer:
         """
         self.source = source
         self._last_time = -1
-        self._repeats: OrderedDict[int, int] = OrderedDict()
+        #: Repeat counts of recent bases: the current generation and the one before.
+        self._repeats: dict[int, int] = {}
+        self._older: dict[int, int] = {}
         #: The first reason a bookmark value fell back to time (None while none did).
         self.fallback_reason: str | None = None
         #: True once more than TIEBREAK_SLOTS messages shared one bookmark value.
@@ -195,19 +197,20 @@ class Sequencer:
                     self.fallback_reason = str(exc)
                 return self.time_based(now_ns)
         repeats = self._repeats
-        if base not in repeats:  # a value not seen recently: tiebreak 0
+        if base not in repeats and base not in self._older:  # not seen recently: tiebreak 0
             repeats[base] = 0
-            if len(repeats) > RECENT_VALUES:
-                repeats.popitem(last=False)
+            if len(repeats) >= RECENT_VALUES:
+                self._older, self._repeats = repeats, {}
             return base * TIEBREAK_SLOTS
         return base * TIEBREAK_SLOTS + self._tiebreak(base)
 
     def _tiebreak(self, base: int) -> int:
         """The tiebreak of a value seen before (counted; the value becomes the most recent)."""
         repeats = self._repeats
-        seen = repeats[base] + 1
+        seen = (repeats[base] if base in repeats else self._older.pop(base)) + 1
         repeats[base] = seen
-        repeats.move_to_end(base)
+        if len(repeats) >= RECENT_VALUES:
+            self._older, self._repeats = repeats, {}
         if seen >= TIEBREAK_SLOTS:
             self.saturated = True
             return TIEBREAK_SLOTS - 1

@@ -37,7 +37,7 @@ if sys.version_info >= (3, 12):
 else:
     from typing_extensions import override
 
-from target_stitch_import.batch import TableHeader, body_size, encode_json, upsert_message
+from target_stitch_import.batch import UPSERT_FORMAT, TableHeader, body_size, encode_json
 from target_stitch_import.contract import (
     MAX_DATA_POINTS,
     MAX_RECORD_DEPTH,
@@ -411,17 +411,30 @@ class StitchImportSink(BatchSink):
         if not _SDC_FIELDS.isdisjoint(record):
             for name in _SDC_FIELDS:
                 record.pop(name, None)
-        validator = self._validator
-        if validator is not None:
-            validator.validate(record)
-        self._parse_timestamps_in_record(record, self.schema, self._treatment)
+        validator = t.cast("Draft4RecordValidator | None", self._validator)
+        if validator is not None and not validator.checker.is_valid(record):
+            validator.validate(record)  # explains the failure (or relaxed mode fixes it)
+        plan = self._plan or self._plan_of(self.schema)
+        if plan.warn_unknown and not plan.fields.issuperset(record):
+            self._warn_unknown_fields(record, plan)
+        if plan.datelike:
+            self._parse_datelike(record, plan.datelike, self._treatment)
         for name in self._keys:
             if name not in record:
+                if validator is not None:
+                    validator.validate(record)  # names the missing key, as the SDK path does
                 self._singer_validate_message(record)  # the SDK's own error
         self.process_record(record, _NO_CONTEXT)
         self._uncounted += 1
         if self._uncounted >= _COUNT_CHUNK:
             self.count_records()
+
+    def _plan_of(self, schema: dict[str, t.Any]) -> _RecordPlan:
+        """The record plan of ``schema`` (kept when it is the sink's schema)."""
+        plan = _RecordPlan.of(schema)
+        if schema is self.schema:
+            self._plan = plan
+        return plan
 
     @override
     def _parse_timestamps_in_record(
@@ -438,9 +451,7 @@ class StitchImportSink(BatchSink):
         """
         plan = self._plan if schema is self.schema else None
         if plan is None:
-            plan = _RecordPlan.of(schema)
-            if schema is self.schema:
-                self._plan = plan
+            plan = self._plan_of(schema)
         if plan.warn_unknown and not plan.fields.issuperset(record):
             self._warn_unknown_fields(record, plan)
         if plan.datelike:
@@ -515,7 +526,8 @@ class StitchImportSink(BatchSink):
             if kind is not int and (kind is not str or len(value) >= MAX_STRING_KEY_LENGTH):  # type: ignore[arg-type]
                 self._check_key(record, name)
         table = self._table
-        version = table.version_of(self._run.message_version)
+        version = self._run.message_version
+        version = table.table_version if version is None else table.version_of(version)
         sequence = table.sequence_for(record, time.time_ns())
         data = encode_json(record)
         # The encoded size and brackets bound the data points and the depth: only a
@@ -525,7 +537,7 @@ class StitchImportSink(BatchSink):
             or data.count(b"{") + data.count(b"[") > MAX_RECORD_DEPTH
         ):
             self._check_shape(record)
-        message = upsert_message(sequence, data)
+        message = UPSERT_FORMAT % (sequence, data)
         header = self._headers.get(version) or self._header(version)
         if len(header) + len(message) + 2 > self._max_bytes:
             self._too_large(record, body_size(header, message))

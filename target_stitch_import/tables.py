@@ -71,10 +71,13 @@ class Table:
         """Return the sequence of the next record of this table (warning once per cause)."""
         sequencer = self.sequencer
         names = self.bookmark_names
-        bookmark = record.get(names[0]) if names else None
-        if bookmark is None and names and names[0] not in record:
-            self._note_absent_bookmark()
-        sequence = sequencer.next(bookmark, now_ns)
+        if names:
+            bookmark = record.get(names[0])
+            if bookmark is None and names[0] not in record:
+                self._note_absent_bookmark()
+            sequence = sequencer.next(bookmark, now_ns)
+        else:
+            sequence = sequencer.time_based(now_ns)
         if sequencer.fallback_reason is not None and self.warn_once("fallback"):
             self.logger.warning(
                 "Stream '%s': bookmark '%s' value cannot order sequences (%s); records "

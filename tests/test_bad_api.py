@@ -98,7 +98,7 @@ def test_a_trickled_answer_is_cut_at_the_deadline_and_retried(tmp_path: Path) ->
         result = run_target(config(stub, request_timeout_seconds=1), MESSAGES, tmp_path, timeout=60)
         posts = len(stub.requests("POST"))
     assert result.returncode == 0, result.stderr
-    assert posts == 2  # noqa: PLR2004
+    assert posts == 2
     assert "no complete answer" in result.stderr
     assert result.states == [{"at": 1}]
 

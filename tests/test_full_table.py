@@ -125,10 +125,13 @@ def test_a_resumed_version_closes_with_its_only_activate_version(emulator: Emula
 def test_a_new_version_finishes_the_open_one(emulator: Emulator, tmp_path: Path) -> None:
     result = run_target(
         config(emulator),
-        [schema("full", PROPS, ["id"]), activate_version("full", 1)]
-        + [record("full", {"id": 1, "name": "v1"}, version=1)]
-        + [activate_version("full", 2)]
-        + [record("full", {"id": 2, "name": "v2"}, version=2)],
+        [
+            schema("full", PROPS, ["id"]),
+            activate_version("full", 1),
+            record("full", {"id": 1, "name": "v1"}, version=1),
+            activate_version("full", 2),
+            record("full", {"id": 2, "name": "v2"}, version=2),
+        ],
         tmp_path,
     )
     assert result.returncode == 0, result.stderr

@@ -9,6 +9,7 @@ import pytest
 
 from target_stitch_import.contract import MAX_SEQUENCE
 from target_stitch_import.sequence import (
+    RECENT_VALUES,
     TIEBREAK_SLOTS,
     Sequencer,
     SequenceSource,
@@ -155,3 +156,15 @@ def test_never_above_the_maximum_or_negative() -> None:
         assert 0 <= sequencer.next(top, NOW) <= MAX_SEQUENCE
     assert sequencer.next(dt.datetime(2262, 4, 11, tzinfo=UTC), NOW) <= MAX_SEQUENCE
     assert sequencer.next(dt.datetime(1900, 1, 1, tzinfo=UTC), NOW) >= 0
+
+
+def test_repeat_counts_survive_at_least_recent_values_other_values() -> None:
+    """A value seen again after RECENT_VALUES - 1 other values still gets a new tiebreak."""
+    sequencer = Sequencer()
+    first = sequencer.next(5, 0)
+    for round_ in range(3):  # across several generations
+        for other in range(RECENT_VALUES - 1):
+            sequencer.next(10_000_000 + round_ * RECENT_VALUES + other, 0)
+        again = sequencer.next(5, 0)
+        assert again == first + round_ + 1
+    assert len(sequencer._repeats) + len(sequencer._older) <= 2 * RECENT_VALUES

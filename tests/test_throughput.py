@@ -49,7 +49,7 @@ def test_reading_goes_on_while_requests_are_outstanding(tmp_path: Path) -> None:
     messages: list[dict[str, t.Any]] = [schema("s", {"id": {"type": "integer"}}, ["id"])]
     for i in range(400):
         messages.append(record("s", {"id": i}))
-        if i % 50 == 49:  # noqa: PLR2004
+        if i % 50 == 49:
             messages.append(state({"upto": i}))
     with HttpStub(STATUS_OK, api) as stub:
         result = run_target(
@@ -60,10 +60,10 @@ def test_reading_goes_on_while_requests_are_outstanding(tmp_path: Path) -> None:
     # Before the first body was acknowledged, the target had read and sent the records of
     # three more bodies (max_requests_in_flight defaults to 4): the SDK's size drains no
     # longer wait for the API.
-    assert sum(1 for arrival in api.arrived if arrival < first_answer) == 4  # noqa: PLR2004
+    assert sum(1 for arrival in api.arrived if arrival < first_answer) == 4
     ids = sorted(m["data"]["id"] for body in api.bodies for m in json.loads(body)["messages"])
     assert ids == list(range(400))
-    assert all(len(json.loads(body)["messages"]) == 50 for body in api.bodies)  # noqa: PLR2004
+    assert all(len(json.loads(body)["messages"]) == 50 for body in api.bodies)
     assert result.states[-1] == {"upto": 399}
 
 
@@ -82,7 +82,7 @@ def mixed_input() -> list[dict[str, t.Any]]:
         messages.append(record("b", {"id": step % 11, "v": step, "u": stamp}))
         if step % 3 == 0:
             messages.append(record("log", {"n": step}))
-        if step % 25 == 24:  # noqa: PLR2004
+        if step % 25 == 24:
             messages.append(state({"step": step}))
     return messages
 

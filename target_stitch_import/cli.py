@@ -24,6 +24,7 @@ from singer_sdk.exceptions import (
 )
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
+from target_stitch_import import connect
 from target_stitch_import.errors import StitchImportError, StoppedError
 from target_stitch_import.target import TargetStitchImport
 
@@ -83,12 +84,16 @@ def report(exc: BaseException) -> None:
 
 
 def main(argv: t.Sequence[str] | None = None) -> None:
-    """Run the target; a run that cannot go on ends with one line and a non-zero code."""
+    """Run the target; a run that cannot go on ends with one line and a non-zero code.
+
+    ``target-stitch-import connect ...`` runs :mod:`target_stitch_import.connect` instead.
+    """
+    args = list(argv) if argv is not None else None
+    given = args if args is not None else sys.argv[1:]
+    if given[:1] == ["connect"]:
+        sys.exit(connect.main(given[1:]))
     try:
-        TargetStitchImport.cli.main(
-            args=list(argv) if argv is not None else None,
-            prog_name=PROG,
-        )
+        TargetStitchImport.cli.main(args=args, prog_name=PROG)
     except StoppedError as exc:
         report(exc)
         sys.exit(_SIGNAL_EXIT_BASE + exc.signum)

@@ -15,6 +15,10 @@ class ConfigError(StitchImportError):
     """The settings cannot work (bad region, unreachable combination, ...)."""
 
 
+class ConnectError(StitchImportError):
+    """A ``target-stitch-import connect`` command failed (Connect API, Import API check, file)."""
+
+
 class RecordError(StitchImportError):
     """A record cannot be sent as it is (too large for any batch, bad key, bad field)."""
 

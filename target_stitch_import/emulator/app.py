@@ -17,14 +17,30 @@ Memory: bodies are read as they come (a slow client holds only its own connectio
 most ``max_concurrent_bodies`` are parsed, validated and stored at once; the others wait
 for a slot. A parsed body takes up to about 30 times its size in memory, so the peak stays
 near ``max_concurrent_bodies * 30 * max_body_bytes`` plus the raw bodies waiting.
+
+Tokens: a ``/v2`` POST is accepted with a ``tokens`` value (``--token``) or a token created
+through the Connect API and not revoked; any non-empty token is accepted only while there
+are neither (no ``--token`` given, no token ever created, revoked ones included).
+
+Connect API (``/v4``, see the end of ``shared/import-api.md``): served only with a
+``connect_token`` (``--connect-token``), which every ``/v4`` request must bear; without one,
+every ``/v4`` request answers 401. ``GET /v4/source-types/import_api`` (the report card),
+``POST /v4/sources``, ``GET /v4/sources/{id}``, and ``POST``/``GET /v4/sources/{id}/tokens``,
+``DELETE /v4/sources/{id}/tokens/{token_id}``. Sources and tokens are kept in the database
+(tokens as digests only; see :mod:`~target_stitch_import.emulator.storage`). Every source's
+data lands in the emulator's one schema, whatever the source's ``name``. Errors answer
+``{"error": {"type": ..., "message": ...}}``; faults and latency never apply to ``/v4``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hmac
 import json
 import random
+import re
+import secrets
 import socket
 import socketserver
 import sys
@@ -40,7 +56,7 @@ from urllib.parse import urlsplit
 from target_stitch_import.__version__ import __version__
 from target_stitch_import.contract import BATCH_PATH, MAX_BODY_BYTES, STATUS_PATH, VALIDATE_PATH
 from target_stitch_import.emulator.faults import FaultKind, FaultPlan, FaultSettings
-from target_stitch_import.emulator.storage import BatchRejectedError
+from target_stitch_import.emulator.storage import BatchRejectedError, SourceExistsError
 from target_stitch_import.emulator.text import escape_raw_controls, log_field
 from target_stitch_import.emulator.validation import (
     Answer,
@@ -53,7 +69,7 @@ from target_stitch_import.emulator.validation import (
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from target_stitch_import.emulator.storage import Storage
+    from target_stitch_import.emulator.storage import Source, Storage
 
 #: Bodies declared larger than this many times the limit are not drained before the 413.
 _DRAIN_FACTOR = 16
@@ -65,6 +81,27 @@ _ALLOWED_METHODS = {STATUS_PATH: "GET", BATCH_PATH: "POST", VALIDATE_PATH: "POST
 #: Bodies parsed, validated and stored at once, by default (see the module docstring).
 MAX_CONCURRENT_BODIES = 2
 _ASCII_DIGITS = frozenset("0123456789")
+CONNECT_PREFIX = "/v4/"
+IMPORT_API_TYPE = "import_api"
+#: Connect API request bodies larger than this are refused (413).
+_CONNECT_BODY_LIMIT = 65_536
+#: Longest display name of a source.
+MAX_DISPLAY_NAME = 255
+#: Longest id in a ``/v4`` path (larger numbers are no id: 404).
+_MAX_ID_DIGITS = 18
+_NOT_ALPHANUMERIC = re.compile("[^a-z0-9]")
+_FORM_STEP = {
+    "type": "form",
+    "properties": [
+        {
+            "name": "display_name",
+            "is_required": True,
+            "provided": False,
+            "json_schema": {"type": "string", "maxLength": MAX_DISPLAY_NAME},
+        },
+    ],
+}
+_DONE_STEP = {"type": "fully_configured", "properties": []}
 
 
 @dataclass(frozen=True)
@@ -77,6 +114,8 @@ class ServerSettings:
         max_body_bytes: Larger request bodies are answered with 413.
         max_concurrent_bodies: Bodies parsed, validated and stored at once; more wait.
         faults: The fault injection settings.
+        connect_token: The Connect API token ``/v4`` requests must bear; None: every
+            ``/v4`` request answers 401.
     """
 
     tokens: frozenset[str] = frozenset()
@@ -84,6 +123,7 @@ class ServerSettings:
     max_body_bytes: int = MAX_BODY_BYTES
     max_concurrent_bodies: int = MAX_CONCURRENT_BODIES
     faults: FaultSettings = field(default_factory=FaultSettings)
+    connect_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         """Check the limits.
@@ -102,6 +142,53 @@ class ServerSettings:
 def utc_timestamp(moment: dt.datetime) -> str:
     """Format an aware datetime as RFC 3339 UTC with microseconds (``...T12:00:00.000001Z``)."""
     return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def schema_name(display_name: str) -> str:
+    """Return a source's schema name: lower case, each character but a-z and 0-9 as ``_``.
+
+    ``Import API`` gives ``import_api``.
+    """
+    return _NOT_ALPHANUMERIC.sub("_", display_name.lower())
+
+
+def report_card(*, configured: bool) -> dict[str, t.Any]:
+    """Return the Import API's report card: at its form, or (``configured``) at its end."""
+    step = 2 if configured else 1
+    return {
+        "type": IMPORT_API_TYPE,
+        "current_step": step,
+        "current_step_type": _DONE_STEP["type"] if configured else _FORM_STEP["type"],
+        "steps": [_FORM_STEP, _DONE_STEP],
+    }
+
+
+def source_object(source: Source) -> dict[str, t.Any]:
+    """Return the Connect API's Source object of a source."""
+    return {
+        "id": source.id,
+        "name": source.name,
+        "display_name": source.display_name,
+        "type": IMPORT_API_TYPE,
+        "created_at": source.created_at,
+        "updated_at": source.created_at,
+        "paused_at": None,
+        "deleted_at": None,
+        "report_card": report_card(configured=True),
+    }
+
+
+class ConnectReply(t.NamedTuple):
+    """A Connect API answer: the status, the JSON body (an object or a list), the Allow header."""
+
+    status: int
+    body: dict[str, t.Any] | list[t.Any]
+    allow: str | None = None
+
+
+def connect_error(status: int, kind: str, message: str) -> ConnectReply:
+    """Return a Connect API error answer: ``{"error": {"type": kind, "message": message}}``."""
+    return ConnectReply(status, {"error": {"type": kind, "message": message}})
 
 
 class EmulatorServer(ThreadingHTTPServer):
@@ -358,6 +445,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     # Endpoints
 
     def _route(self, path: str) -> None:
+        if path.startswith(CONNECT_PREFIX):
+            self._connect(path)
+            return
         allowed = _ALLOWED_METHODS.get(path)
         if allowed == "POST" and self.command == "POST":
             self._post(validate=path == VALIDATE_PATH)
@@ -453,9 +543,12 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         settings = self.server.settings
         if token in settings.inactive_tokens:
             return _INACTIVE
-        if settings.tokens and token not in settings.tokens:
+        storage = self.server.storage
+        if token in settings.tokens or storage.token_is_live(token):
+            return None
+        if settings.tokens or storage.tokens_created:
             return _NOT_AUTHORIZED
-        return None
+        return None  # neither --token nor created tokens: any non-empty token
 
     def _accept(self, batch: Batch, size: int, *, validate: bool) -> Answer:
         storage = self.server.storage
@@ -468,3 +561,130 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         except BatchRejectedError as exc:
             return bad_request(str(exc))
         return Answer(201, {"status": "OK", "message": "Batch Accepted!"})
+
+    # Connect API (/v4)
+
+    def _connect(self, path: str) -> None:
+        """Answer a Connect API request (a body is read, bounded, whatever the method)."""
+        body = self._read_body(limit=_CONNECT_BODY_LIMIT)
+        if body is None:
+            return
+        if not self._connect_authorized():
+            reply = connect_error(401, "unauthorized", "Not Authorized")
+        elif body.oversized:
+            message = f"request body larger than {_CONNECT_BODY_LIMIT} bytes"
+            reply = connect_error(413, "request_too_large", message)
+        else:
+            reply = self._connect_answer(path.removeprefix(CONNECT_PREFIX).split("/"), body)
+        # A list (the tokens) goes out as JSON like any other body.
+        answer = Answer(reply.status, t.cast("dict[str, t.Any]", reply.body))
+        self._send(answer, {"Allow": reply.allow} if reply.allow else None)
+
+    def _connect_authorized(self) -> bool:
+        expected = self.server.settings.connect_token
+        scheme, _, token = (self.headers.get("Authorization") or "").strip().partition(" ")
+        token = token.strip()
+        if expected is None or scheme.lower() != "bearer" or not token:
+            return False
+        return hmac.compare_digest(token.encode("utf-8", "surrogatepass"), expected.encode())
+
+    def _connect_answer(self, parts: list[str], body: _Body) -> ConnectReply:
+        """Route a Connect API request by its path's parts (after ``/v4/``)."""
+        method = self.command
+        if parts == ["source-types", IMPORT_API_TYPE]:
+            return _allowed(method, "GET") or ConnectReply(200, report_card(configured=False))
+        if parts == ["sources"]:
+            return _allowed(method, "POST") or self._create_source(body)
+        if not 2 <= len(parts) <= 4 or parts[0] != "sources":  # noqa: PLR2004
+            return _not_found(parts)
+        source_id = _path_id(parts[1])
+        source = self.server.storage.source(source_id) if source_id is not None else None
+        if source is None:
+            return connect_error(404, "not_found", f"no source with id {parts[1][:40]}")
+        return self._source_answer(source, parts[2:])
+
+    def _source_answer(self, source: Source, parts: list[str]) -> ConnectReply:  # noqa: PLR0911 - one answer per route
+        """Answer ``sources/{id}`` and what is below it (``parts``: the path after the id)."""
+        method = self.command
+        storage = self.server.storage
+        if not parts:
+            return _allowed(method, "GET") or ConnectReply(200, source_object(source))
+        if parts[0] != "tokens":
+            return _not_found(["sources", str(source.id), *parts])
+        if len(parts) == 1:
+            if method == "GET":
+                return ConnectReply(200, storage.tokens(source.id))
+            return _allowed(method, "GET, POST") or self._create_token(source)
+        rejection = _allowed(method, "DELETE")
+        if rejection is not None:
+            return rejection
+        token_id = _path_id(parts[1])
+        now = utc_timestamp(dt.datetime.now(dt.timezone.utc))
+        if token_id is None or not storage.revoke_token(source.id, token_id, revoked_at=now):
+            message = f"no token with id {parts[1][:40]} of source {source.id}"
+            return connect_error(404, "not_found", message)
+        return ConnectReply(200, source_object(source))
+
+    def _create_source(self, body: _Body) -> ConnectReply:
+        try:
+            request = json.loads(body.data or b"")
+        except ValueError:
+            request = None
+        problem = source_request_problem(request)
+        if problem is not None:
+            return connect_error(400, "bad_request", problem)
+        display_name = request["display_name"]
+        now = utc_timestamp(dt.datetime.now(dt.timezone.utc))
+        try:
+            source = self.server.storage.create_source(
+                display_name, schema_name(display_name), created_at=now
+            )
+        except SourceExistsError as exc:
+            return connect_error(400, "bad_request", str(exc))
+        return ConnectReply(200, source_object(source))
+
+    def _create_token(self, source: Source) -> ConnectReply:
+        token = secrets.token_hex(32)
+        now = utc_timestamp(dt.datetime.now(dt.timezone.utc))
+        token_id = self.server.storage.create_token(source.id, token, created_at=now)
+        return ConnectReply(200, {"id": token_id, "access_token": token})
+
+
+def source_request_problem(request: object) -> str | None:  # noqa: PLR0911 - one per check
+    """Return what is wrong with a ``POST /v4/sources`` body, or None when it is right."""
+    if not isinstance(request, dict):
+        return "the body must be a JSON object"
+    extra = sorted(set(request) - {"type", "display_name", "properties"})
+    display_name = request.get("display_name")
+    if extra:
+        return f"unknown keys: {', '.join(extra)}"[:200]
+    if request.get("type") != IMPORT_API_TYPE:
+        return f"type must be {IMPORT_API_TYPE} (the only source type of the emulator)"
+    if not isinstance(display_name, str) or not display_name.strip():
+        return "display_name must be a non-empty string"
+    if len(display_name) > MAX_DISPLAY_NAME:
+        return f"display_name must be at most {MAX_DISPLAY_NAME} characters"
+    if not isinstance(request.get("properties", {}), dict):
+        return "properties must be an object"
+    if not schema_name(display_name).strip("_"):
+        return "display_name must hold a letter or a digit (a-z, 0-9)"
+    return None
+
+
+def _allowed(method: str | None, allowed: str) -> ConnectReply | None:
+    """Return a 405 answer unless ``method`` is among ``allowed`` (comma-separated)."""
+    if method in allowed.split(", "):
+        return None
+    return connect_error(405, "method_not_allowed", "Method Not Allowed")._replace(allow=allowed)
+
+
+def _not_found(parts: list[str]) -> ConnectReply:
+    path = CONNECT_PREFIX + "/".join(parts)
+    return connect_error(404, "not_found", f"Not Found: {path[:200]}")
+
+
+def _path_id(text: str) -> int | None:
+    """Return the id a path part holds (ASCII digits, not too many), or None."""
+    if not text or len(text) > _MAX_ID_DIGITS or not set(text) <= _ASCII_DIGITS:
+        return None
+    return int(text)

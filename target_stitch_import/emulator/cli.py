@@ -12,6 +12,11 @@ come from clients: their control characters are escaped (see
 :mod:`target_stitch_import.emulator.text`), columns are aligned by terminal width, and a
 reader that stops early (``show | head``) ends the output quietly.
 
+With ``--connect-token`` it also serves the Connect API (``/v4``: sources and their Import
+API tokens, kept in the database); without it, every ``/v4`` request answers 401. Then
+``/v2`` accepts the ``--token`` values and the tokens created through ``/v4`` and not revoked;
+any non-empty token only while there are neither.
+
 Options are checked by argparse: a port within 0..65535, sizes and counts of at least 1.
 """
 
@@ -118,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="An accepted bearer token (repeatable; none given: any non-empty token).",
+    )
+    serve.add_argument(
+        "--connect-token",
+        default=None,
+        help=(
+            "Serve the Connect API (/v4) to requests bearing this token; without it, /v4 "
+            "answers 401. Tokens it creates are accepted by /v2 until revoked."
+        ),
     )
     serve.add_argument(
         "--inactive-token",
@@ -244,6 +257,7 @@ def serve(args: argparse.Namespace, faults: FaultSettings) -> int:
         max_body_bytes=args.max_body_bytes,
         max_concurrent_bodies=args.max_concurrent_bodies,
         faults=faults,
+        connect_token=args.connect_token or None,
     )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -259,8 +273,15 @@ def serve(args: argparse.Namespace, faults: FaultSettings) -> int:
         worker.start()
         _out(f"listening on {server.url}")
         sys.stdout.flush()
-        if not settings.tokens:
-            server.log("no --token given: any non-empty bearer token is accepted")
+        if not settings.tokens and not storage.tokens_created:
+            server.log(
+                "no --token given: any non-empty bearer token is accepted (until a token is "
+                "created through the Connect API)",
+            )
+        elif storage.tokens_created:
+            server.log("tokens created through the Connect API are accepted until revoked")
+        if settings.connect_token is None:
+            server.log("no --connect-token given: the Connect API (/v4) answers 401")
         server.log(f"database {args.database}, schema {storage.schema_name}")
         stop.wait()
         server.log("stopping: finishing requests in flight")

@@ -33,6 +33,11 @@ Layout:
       version, staged table, creation time) and ``_emulator_batches`` (one row per accepted
       batch: time, table, messages, bytes, stale messages ignored, sequence ties). Statistics
       are sums over the batch log.
+    * Connect API tables: ``_emulator_sources`` (the sources created through ``/v4``: id,
+      schema name, display name, creation time) and ``_emulator_tokens`` (their Import API
+      tokens: id, source, creation and revocation times, and only the SHA-256 of the token,
+      so nothing stored can be shown or used as a token). Revoked tokens stay, marked, so a
+      revoked token stays refused across restarts.
 
 Rules applied per message, in order, each batch in ONE transaction. With ``A`` the table's
 active version (None before the first activation) and ``V`` the batch's ``table_version``:
@@ -52,6 +57,7 @@ active version (None before the first activation) and ``V`` the batch's ``table_
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -105,6 +111,17 @@ _CREATE_VERSIONS = (
     "version INTEGER NOT NULL, stage TEXT NOT NULL, created_at TEXT NOT NULL, "
     "PRIMARY KEY (table_name, version))"
 )
+_CREATE_CONNECT = (
+    (
+        "CREATE TABLE IF NOT EXISTS _emulator_sources (id INTEGER PRIMARY KEY, "
+        "name TEXT NOT NULL UNIQUE, display_name TEXT NOT NULL, created_at TEXT NOT NULL)"
+    ),
+    (
+        "CREATE TABLE IF NOT EXISTS _emulator_tokens (id INTEGER PRIMARY KEY, "
+        "source_id INTEGER NOT NULL REFERENCES _emulator_sources (id), "
+        "token_sha256 TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, revoked_at TEXT)"
+    ),
+)
 _CREATE_METADATA = (
     "CREATE TABLE IF NOT EXISTS _emulator_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     (
@@ -130,6 +147,32 @@ class UnknownTableError(StorageError):
 
 class BatchRejectedError(StorageError):
     """A valid batch conflicts with the stored table; the emulator answers 400 with its text."""
+
+
+class SourceExistsError(StorageError):
+    """A source with that schema name exists; the emulator answers 400 with its text."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A source created through the Connect API.
+
+    Attributes:
+        id: Its id.
+        name: Its destination schema name (derived from the display name).
+        display_name: The name it was given.
+        created_at: When it was created (RFC 3339).
+    """
+
+    id: int
+    name: str
+    display_name: str
+    created_at: str
+
+
+def token_digest(token: str) -> str:
+    """Return what is stored of an Import API token: the hex SHA-256 of its UTF-8 bytes."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -353,6 +396,9 @@ class Storage:
             msg = f"the database {self.path} holds the schema {stored!r}, not {schema_name!r}"
             raise StorageError(msg)
         conn.execute(_CREATE_VERSIONS)  # missing from databases made before staged versions
+        for statement in _CREATE_CONNECT:  # missing from databases made before the Connect API
+            conn.execute(statement)
+        self._load_tokens()
         return stored
 
     def __enter__(self) -> Self:
@@ -372,6 +418,103 @@ class Storage:
         """Close the database connection."""
         with self._lock:
             self._conn.close()
+
+    # Connect API: sources and their tokens
+
+    def _load_tokens(self) -> None:
+        """Read which tokens are live, and whether any was ever created."""
+        rows = self._conn.execute("SELECT token_sha256, revoked_at FROM _emulator_tokens")
+        live: set[str] = set()
+        created = False
+        for digest, revoked_at in rows:
+            created = True
+            if revoked_at is None:
+                live.add(digest)
+        self._live_tokens = frozenset(live)
+        #: Whether a token was ever created through the Connect API (revoked ones count).
+        self.tokens_created = created
+
+    def token_is_live(self, token: str) -> bool:
+        """Whether ``token`` was created through the Connect API and not revoked.
+
+        Answered from memory (no lock, no query): the set is read when the storage opens
+        and kept up to date by :meth:`create_token` and :meth:`revoke_token`.
+        """
+        return token_digest(token) in self._live_tokens
+
+    def create_source(self, display_name: str, name: str, *, created_at: str) -> Source:
+        """Store a new source.
+
+        Raises:
+            SourceExistsError: A source with the schema name ``name`` exists.
+        """
+        with self._lock:
+            try:
+                cursor = self._conn.execute(
+                    "INSERT INTO _emulator_sources (name, display_name, created_at) "
+                    "VALUES (?, ?, ?)",
+                    (name, display_name, created_at),
+                )
+            except sqlite3.IntegrityError:
+                msg = f"a source with the schema name {name} already exists"
+                raise SourceExistsError(msg) from None
+        return Source(t.cast("int", cursor.lastrowid), name, display_name, created_at)
+
+    def source(self, source_id: int) -> Source | None:
+        """Return the source with this id, or None."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT id, name, display_name, created_at FROM _emulator_sources WHERE id = ?",
+                (source_id,),
+            ).fetchone()
+        return Source(*row) if row is not None else None
+
+    def create_token(self, source_id: int, token: str, *, created_at: str) -> int:
+        """Store a new live token of a source (its SHA-256 only); return its id."""
+        digest = token_digest(token)
+        with self._lock:
+            cursor = self._conn.execute(
+                "INSERT INTO _emulator_tokens (source_id, token_sha256, created_at) "
+                "VALUES (?, ?, ?)",
+                (source_id, digest, created_at),
+            )
+            self._live_tokens = self._live_tokens | {digest}
+            self.tokens_created = True
+        return t.cast("int", cursor.lastrowid)
+
+    def tokens(self, source_id: int) -> list[dict[str, t.Any]]:
+        """Return the live tokens of a source: ``[{"id": int, "created_at": str}]`` by id."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, created_at FROM _emulator_tokens "
+                "WHERE source_id = ? AND revoked_at IS NULL ORDER BY id",
+                (source_id,),
+            ).fetchall()
+        return [{"id": token_id, "created_at": created_at} for token_id, created_at in rows]
+
+    def revoke_token(self, source_id: int, token_id: int, *, revoked_at: str) -> bool:
+        """Revoke a live token of a source for good; False when there is no such live token."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._conn.execute(
+                    "SELECT token_sha256 FROM _emulator_tokens "
+                    "WHERE id = ? AND source_id = ? AND revoked_at IS NULL",
+                    (token_id, source_id),
+                ).fetchone()
+                if row is not None:
+                    self._conn.execute(
+                        "UPDATE _emulator_tokens SET revoked_at = ? WHERE id = ?",
+                        (revoked_at, token_id),
+                    )
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+            if row is None:
+                return False
+            self._live_tokens = self._live_tokens - {row[0]}
+        return True
 
     # Writing
 

@@ -16,8 +16,12 @@ import socket
 import subprocess
 import tempfile
 import time
+import typing as t
 from dataclasses import dataclass
 from pathlib import Path
+
+if t.TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 #: Where Debian's ``postgresql-NN`` packages put the server programs.
 DEBIAN_BIN_GLOB = "/usr/lib/postgresql/*/bin"
@@ -43,31 +47,64 @@ def find_bindir() -> Path | None:
     return max(found, key=version)
 
 
-def ensure_installed() -> Path:
+def _package_installed(package: str) -> bool:
+    """Whether dpkg has ``package`` installed."""
+    if shutil.which("dpkg-query") is None:
+        return False
+    done = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", package],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.returncode == 0 and done.stdout.strip().endswith(" installed")
+
+
+def _apt_install(packages: Sequence[str]) -> None:
+    env = {**os.environ, **_APT_ENV}
+    lock = ["-o", "DPkg::Lock::Timeout=600"]
+    subprocess.run(["apt-get", *lock, "update", "-q"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", *lock, "install", "-y", "-q", "--no-install-recommends", *packages],
+        check=True,
+        env=env,
+    )
+
+
+def major_version(bindir: Path) -> str:
+    """The major version of a ``/usr/lib/postgresql/<major>/bin`` directory (``"15"``)."""
+    return bindir.parent.name
+
+
+def ensure_installed(extra_packages: Sequence[str] = ()) -> Path:
     """Return PostgreSQL's bin directory, installing Debian's ``postgresql`` if needed.
+
+    Args:
+        extra_packages: Debian packages the caller needs as well (server extensions such
+            as ``postgresql-{major}-wal2json``); ``{major}`` is replaced by the major version
+            of the server found or installed. Missing ones are installed with apt-get.
 
     Raises:
         PostgresUnavailableError: Not installed, and not root (cannot run apt-get).
         subprocess.CalledProcessError: apt-get failed.
     """
     bindir = find_bindir()
-    if bindir is not None:
-        return bindir
-    if os.geteuid() != 0:
-        msg = "PostgreSQL is not installed; run `apt-get install -y postgresql` as root"
-        raise PostgresUnavailableError(msg)
-    env = {**os.environ, **_APT_ENV}
-    lock = ["-o", "DPkg::Lock::Timeout=600"]
-    subprocess.run(["apt-get", *lock, "update", "-q"], check=True, env=env)
-    subprocess.run(
-        ["apt-get", *lock, "install", "-y", "-q", "--no-install-recommends", "postgresql"],
-        check=True,
-        env=env,
-    )
-    bindir = find_bindir()
     if bindir is None:
-        msg = f"apt-get installed postgresql but no initdb is under {DEBIAN_BIN_GLOB}"
-        raise PostgresUnavailableError(msg)
+        if os.geteuid() != 0:
+            msg = "PostgreSQL is not installed; run `apt-get install -y postgresql` as root"
+            raise PostgresUnavailableError(msg)
+        _apt_install(["postgresql"])
+        bindir = find_bindir()
+        if bindir is None:
+            msg = f"apt-get installed postgresql but no initdb is under {DEBIAN_BIN_GLOB}"
+            raise PostgresUnavailableError(msg)
+    wanted = [name.format(major=major_version(bindir)) for name in extra_packages]
+    missing = [name for name in wanted if not _package_installed(name)]
+    if missing:
+        if os.geteuid() != 0:
+            msg = f"PostgreSQL needs {' '.join(missing)}; run `apt-get install -y` them as root"
+            raise PostgresUnavailableError(msg)
+        _apt_install(missing)
     return bindir
 
 
@@ -132,6 +169,19 @@ class PgServer:
         )
         return result.stdout
 
+    def admin_psql(self, sql: str, *, database: str = "postgres") -> str:
+        """Run SQL as the superuser (``postgres``, over the socket); tuples-only output.
+
+        Raises:
+            subprocess.CalledProcessError: psql failed.
+        """
+        command = [
+            str(self.bindir / "psql"), "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",
+            "-h", str(self.workdir), "-p", str(self.port), "-U", SERVER_USER, "-d", database,
+            "-c", sql,
+        ]  # fmt: skip
+        return _as_server_user(command, timeout=120).stdout
+
     def create_database(self, name: str, *, template: str | None = None) -> None:
         """Create database ``name`` owned by the test user (a copy of ``template``)."""
         copy_of = f' TEMPLATE "{template}"' if template is not None else ""
@@ -164,6 +214,9 @@ def start(
     database: str = "tsi",
     timezone: str = "UTC",
     attempts: int = 3,
+    settings: Mapping[str, str | int] | None = None,
+    extra_packages: Sequence[str] = (),
+    replication: bool = False,
 ) -> PgServer:
     """Install if needed, then start a new cluster on a free loopback port.
 
@@ -173,6 +226,11 @@ def start(
         database: The database created for it.
         timezone: The server's ``TimeZone`` (what ``timestamptz`` values print in).
         attempts: Tries with a new port if another process took the chosen one.
+        settings: More server settings (``-c name=value``), e.g. ``{"wal_level": "logical",
+            "max_replication_slots": 4, "max_wal_senders": 4}``; they win over the defaults.
+        extra_packages: Debian packages to install first (see :func:`ensure_installed`).
+        replication: Give the test user the ``REPLICATION`` attribute (to create and read
+            replication slots).
 
     Returns:
         The running server; call :meth:`PgServer.stop` when done.
@@ -180,7 +238,7 @@ def start(
     Raises:
         subprocess.CalledProcessError: initdb or pg_ctl failed (its output is attached).
     """
-    bindir = ensure_installed()
+    bindir = ensure_installed(extra_packages)
     # As root the cluster belongs to ``postgres``, who must reach it: /tmp, not $TMPDIR.
     workdir = Path(tempfile.mkdtemp(prefix="tsi-pg-", dir="/tmp" if os.geteuid() == 0 else None))
     try:
@@ -205,6 +263,8 @@ def start(
                 f"-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                 f"-c timezone={timezone} -c max_connections=40"
             )
+            for name, value in (settings or {}).items():
+                options += f" -c {name}={value}"
             try:
                 _as_server_user(
                     [
@@ -218,7 +278,7 @@ def start(
                 if attempt == attempts - 1:
                     raise
                 time.sleep(0.5)
-        _bootstrap(server)
+        _bootstrap(server, replication=replication)
     except BaseException:
         log = workdir / "server.log"
         if log.exists():
@@ -233,10 +293,11 @@ def start(
     return server
 
 
-def _bootstrap(server: PgServer) -> None:
+def _bootstrap(server: PgServer, *, replication: bool = False) -> None:
     """Create the password-authenticated test user and its database (over the socket)."""
     quoted_password = server.password.replace("'", "''")
-    role = f"CREATE ROLE \"{server.user}\" LOGIN CREATEDB PASSWORD '{quoted_password}'"
+    attributes = "LOGIN CREATEDB REPLICATION" if replication else "LOGIN CREATEDB"
+    role = f"CREATE ROLE \"{server.user}\" {attributes} PASSWORD '{quoted_password}'"
     database = f'CREATE DATABASE "{server.database}" OWNER "{server.user}"'
     _as_server_user(
         [

@@ -8,6 +8,9 @@ and a cached venv is reused as long as the pins (and the Python version) stay th
 * singer-io ``tap-postgres`` 0.2.1: FULL_TABLE. Its ``setup.py`` pins
   ``psycopg2==2.7.4`` (does not build for Python 3.11), so it is installed with
   ``--no-deps`` next to ``psycopg2-binary`` and its other requirements.
+* ``pipelinewise-tap-postgres`` 2.1.0 (pipelinewise-singer-python 1.3.0): LOG_BASED
+  (wal2json). It declares ``Requires-Python <3.10`` but runs on 3.11, so it is installed
+  with ``--ignore-requires-python`` (see ``test_cdc.py``).
 
 Every pinned closure is installed with ``pip install --no-deps`` (no resolver run); a spec
 with ``resolve=True`` (Meltano itself, see ``meltano_project.py``) is a version range that
@@ -52,10 +55,12 @@ class TapSpec:
     catalog_flag: str = "--catalog"
     #: Install ``pins`` with pip's resolver (version ranges) instead of ``--no-deps``.
     resolve: bool = False
+    #: More ``pip install`` options (``--ignore-requires-python``).
+    pip_args: tuple[str, ...] = ()
 
     def cache_key(self) -> str:
-        """Hash of the pins and the Python version: a new key means a new venv."""
-        text = "\n".join((sys.version.split()[0], *sorted(self.pins)))
+        """Hash of the pins, pip options and the Python version: a new key means a new venv."""
+        text = "\n".join((sys.version.split()[0], *sorted(self.pins), *self.pip_args))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -123,6 +128,27 @@ SINGER_IO = TapSpec(
     catalog_flag="--properties",
 )
 
+PIPELINEWISE = TapSpec(
+    name="pipelinewise-tap-postgres",
+    pins=(
+        "pipelinewise-tap-postgres==2.1.0",
+        "pipelinewise-singer-python==1.3.0",
+        "psycopg2-binary==2.9.5",
+        "strict-rfc3339==0.7",
+        "attrs==26.1.0",
+        "backoff==1.10.0",
+        "ciso8601==2.4.1",
+        "jsonschema==3.2.0",
+        "pyrsistent==0.20.0",
+        "python-dateutil==2.9.0.post0",
+        "pytz==2020.5",
+        "simplejson==3.17.2",
+        "six==1.17.0",
+    ),
+    # Requires-Python <3.10 in its metadata; it runs on 3.11.
+    pip_args=("--ignore-requires-python",),
+)
+
 
 @dataclass(frozen=True)
 class Tap:
@@ -167,7 +193,7 @@ def install(spec: TapSpec, root: Path | None = None) -> Tap:
         subprocess.run(
             [
                 str(tap.python), "-m", "pip", "install", "-qq", *no_deps,
-                "--no-input", "--disable-pip-version-check", *spec.pins,
+                "--no-input", "--disable-pip-version-check", *spec.pip_args, *spec.pins,
             ],
             check=True,
         )  # fmt: skip
@@ -205,6 +231,25 @@ def meltanolabs_config(server: PgServer, database: str) -> dict[str, t.Any]:
         "password": server.password,
         "database": database,
         "filter_schemas": ["public"],
+    }
+
+
+def pipelinewise_config(
+    server: PgServer, database: str, *, poll_seconds: float = 5
+) -> dict[str, t.Any]:
+    """The pipelinewise tap's config for ``database`` (public schema only).
+
+    ``logical_poll_total_seconds``: a LOG_BASED run stops after this long without a new
+    WAL message (its default is 3 hours; 0 means that default).
+    """
+    return {
+        "host": server.host,
+        "port": server.port,
+        "user": server.user,
+        "password": server.password,
+        "dbname": database,
+        "filter_schemas": "public",
+        "logical_poll_total_seconds": poll_seconds,
     }
 
 

@@ -1213,13 +1213,19 @@ def _field_of(path: Sequence[object]) -> str | None:
 # expansion (``111.43999999999999772626324556767940521240234375`` for ``111.44``), which
 # breaks the ``multipleOf: 0.01`` they declare; exact taps send ``111.44``. Relaxed mode
 # sends such values as the tap wrote them and makes the field's step as fine as the value
-# needs (a power of ten): the column stays a decimal, the schema still describes every
-# value sent, and the values of taps that keep their own ``multipleOf`` see no change.
+# needs (a power of ten, ``1E-100`` for everyday expansions): the column stays a decimal,
+# the schema still describes every value sent, and the values of taps that keep their own
+# ``multipleOf`` see no change.
 
 #: The finest step written into a schema (``1E-300``); a value needing a finer one gets
 #: its field's ``multipleOf`` dropped instead (parsers that read numbers as doubles would
 #: take anything finer for zero, which is not a valid ``multipleOf``).
 MIN_STEP_EXPONENT = -300
+#: Fractional steps are rounded down to a power of ten whose exponent is a multiple of
+#: this, so that a field's step does not change from batch to batch or run to run with
+#: each damaged value's length: binary-float expansions of everyday decimals need 40 to
+#: 60 digits, and they all get ``1E-100``.
+STEP_EXPONENT_LADDER = 100
 
 
 @dataclass(frozen=True)
@@ -1250,11 +1256,12 @@ def _ten_exponent(number: decimal.Decimal) -> int:
 
 
 def finer_step(step: object, value: object) -> decimal.Decimal | None:
-    """Return the power of ten that divides both ``step`` and ``value``, or None when too fine.
+    """Return a power of ten that divides both ``step`` and ``value``, or None when too fine.
 
     Every multiple of ``step`` (``c * 10**e``, ``c`` an integer) is a multiple of the
     result, and so is ``value``: a schema with the result in place of ``step`` accepts
-    every value the old one did, and ``value``.
+    every value the old one did, and ``value``. A fractional result is rounded down the
+    :data:`STEP_EXPONENT_LADDER` (``1E-100``, ``1E-200``, ``1E-300``).
 
     Args:
         step: The ``multipleOf`` the value breaks (a positive number).
@@ -1270,6 +1277,9 @@ def finer_step(step: object, value: object) -> decimal.Decimal | None:
         if number:
             exponents.append(_ten_exponent(number))
     exponent = min(exponents, default=0)
+    if exponent < 0:
+        rungs = (-exponent + STEP_EXPONENT_LADDER - 1) // STEP_EXPONENT_LADDER
+        exponent = -rungs * STEP_EXPONENT_LADDER
     if exponent < MIN_STEP_EXPONENT:
         return None
     return decimal.Decimal((0, (1,), exponent))

@@ -22,14 +22,14 @@ D = decimal.Decimal
 @pytest.mark.parametrize(
     ("step", "value", "expected"),
     [
-        (D("0.01"), D("111.43999999999999772626324556767940521240234375"), D("1E-44")),
-        (D("0.01"), D("0.5"), D("0.01")),  # not finer than the step itself
-        (D("0.25"), D("0.1"), D("0.01")),  # multiples of 0.25 are multiples of 0.01
-        (500, 150, D("10")),
-        (D("1E-38"), D("0.1000000000000000055511151231257827021181583404541015625"), D("1E-55")),
-        (0.01, 0.125, D("0.001")),  # floats by their shortest repr
-        (D("0.01"), D("1.50000000000000000000000000000000000001"), D("1E-38")),  # > 28 digits
-        (D("0.01"), D(0), D("0.01")),
+        (D("0.01"), D("111.43999999999999772626324556767940521240234375"), D("1E-100")),
+        (D("0.25"), D("0.1"), D("1E-100")),  # multiples of 0.25 are multiples of 1E-100
+        (500, 150, D("10")),  # whole steps stay as fine as needed
+        (D("1E-38"), D("0.1000000000000000055511151231257827021181583404541015625"), D("1E-100")),
+        (0.01, 0.125, D("1E-100")),  # floats by their shortest repr
+        (D("0.01"), D("1.50000000000000000000000000000000000001"), D("1E-100")),  # > 28 digits
+        (D("0.01"), D("1E-150"), D("1E-200")),
+        (D("0.01"), D(0), D("1E-100")),
     ],
 )
 def test_finer_step_divides_the_step_and_the_value(step: object, value: object, expected: D) -> None:
@@ -43,6 +43,7 @@ def test_finer_step_divides_the_step_and_the_value(step: object, value: object, 
 
 def test_finer_step_gives_up_below_the_finest_step_and_on_non_numbers() -> None:
     assert finer_step(D("0.01"), D(f"1E{MIN_STEP_EXPONENT - 1}")) is None
+    assert finer_step(D("0.01"), D(f"1E{MIN_STEP_EXPONENT + 1}")) == D(f"1E{MIN_STEP_EXPONENT}")
     assert finer_step(D("0.01"), D(f"1E{MIN_STEP_EXPONENT}")) == D(f"1E{MIN_STEP_EXPONENT}")
     assert finer_step(D("0.01"), D("NaN")) is None
     assert finer_step(D("0.01"), "1.5") is None
@@ -75,7 +76,7 @@ def test_fixes_reach_fields_array_items_and_anyof_branches() -> None:
         ("properties", "c", "items", "multipleOf"),
     }
     assert {fix.field for fix in changed} == {"a", "b", "c"}
-    assert schema["properties"]["c"]["items"]["multipleOf"] == D("0.01")  # the finest needed
+    assert schema["properties"]["c"]["items"]["multipleOf"] == D("1E-100")
     assert compile_draft4(schema).is_valid(record)
     assert SCHEMA["properties"]["a"]["multipleOf"] == D("0.01")  # the original is untouched
 

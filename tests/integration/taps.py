@@ -222,16 +222,19 @@ class _locked:
 # Configs
 
 
-def meltanolabs_config(server: PgServer, database: str) -> dict[str, t.Any]:
-    """The meltanolabs tap's config for ``database`` (public schema only)."""
+def _login(server: PgServer) -> dict[str, t.Any]:
+    """Where and as whom every tap connects."""
     return {
         "host": server.host,
         "port": server.port,
         "user": server.user,
         "password": server.password,
-        "database": database,
-        "filter_schemas": ["public"],
     }
+
+
+def meltanolabs_config(server: PgServer, database: str) -> dict[str, t.Any]:
+    """The meltanolabs tap's config for ``database`` (public schema only)."""
+    return {**_login(server), "database": database, "filter_schemas": ["public"]}
 
 
 def pipelinewise_config(
@@ -243,10 +246,7 @@ def pipelinewise_config(
     WAL message (its default is 3 hours; 0 means that default).
     """
     return {
-        "host": server.host,
-        "port": server.port,
-        "user": server.user,
-        "password": server.password,
+        **_login(server),
         "dbname": database,
         "filter_schemas": "public",
         "logical_poll_total_seconds": poll_seconds,
@@ -255,14 +255,7 @@ def pipelinewise_config(
 
 def singer_io_config(server: PgServer, database: str) -> dict[str, t.Any]:
     """The singer-io tap's config for ``database``."""
-    return {
-        "host": server.host,
-        "port": server.port,
-        "user": server.user,
-        "password": server.password,
-        "dbname": database,
-        "filter_dbs": database,
-    }
+    return {**_login(server), "dbname": database, "filter_dbs": database}
 
 
 # Catalogs

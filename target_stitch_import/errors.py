@@ -6,6 +6,8 @@ Stitch's own message) and never the token or a request body.
 
 from __future__ import annotations
 
+import contextlib
+
 
 class StitchImportError(Exception):
     """Root of every error this package raises on purpose."""
@@ -98,3 +100,13 @@ class CancelledError(DeliveryError):
         self.table = table
         what = f"table '{table}'" if table is not None else "the status check"
         super().__init__(f"stopped before the Import API acknowledged {what}")
+
+
+def at_record(exc: BaseException, index: int) -> None:
+    """Note on ``exc`` which record of a run of RECORD messages it is about (first note wins).
+
+    The reader turns it into the record's input line (see ``reader.at_line``).
+    """
+    if not hasattr(exc, "record_index"):
+        with contextlib.suppress(AttributeError):  # an exception type with __slots__
+            exc.record_index = index  # type: ignore[attr-defined]

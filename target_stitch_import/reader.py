@@ -11,6 +11,9 @@ The SDK's msgspec reader, made safe for hostile input:
   type is skipped with one warning per type.
 * A message nested too deeply to process ends the run with one line, not a
   ``RecursionError``.
+* Consecutive RECORD lines that are already in the input buffer go to the target
+  together (``on_records``), so a pass-through stream's records are taken in one loop;
+  nothing waits for a line that has not arrived yet (each read returns what is there).
 """
 
 from __future__ import annotations
@@ -37,7 +40,36 @@ else:
 LOGGER = logging.getLogger("target_stitch_import.reader")
 _KNOWN_TYPES = frozenset(kind.value for kind in SingerMessageType)
 _TYPE_TEXT_LIMIT = 40
+#: Bytes asked of the input per read (a read returns what is there, at most this much).
+_READ_SIZE = 1 << 16
 _T = t.TypeVar("_T")
+
+
+def _chunks(read: t.Callable[[int], bytes]) -> t.Iterator[list[bytes]]:
+    """The input's complete lines, as many at a time as each read brings.
+
+    A read returns what the input has (waiting only while it has nothing), so a line is
+    never held back waiting for the lines after it. A last line without a newline counts.
+    """
+    partial: list[bytes] = []  # the start of a line longer than one read
+    while True:
+        data = read(_READ_SIZE)
+        if not data:
+            if partial:
+                yield [b"".join(partial)]
+            return
+        lines = data.split(b"\n")
+        if len(lines) == 1:
+            partial.append(data)
+            continue
+        if partial:
+            partial.append(lines[0])
+            lines[0] = b"".join(partial)
+            partial = []
+        last = lines.pop()
+        if last:
+            partial.append(last)
+        yield lines
 
 
 def decode_json(data: bytes | str) -> object:
@@ -71,15 +103,23 @@ def at_line(exc: BaseException, line: int, where: str = "") -> None:
 class LineReader(MsgSpecReader):
     """Reads Singer messages line by line; see the module docstring."""
 
-    def __init__(self, on_error: t.Callable[[], object] | None = None) -> None:
+    def __init__(
+        self,
+        on_error: t.Callable[[], object] | None = None,
+        on_records: t.Callable[[list[dict[str, t.Any]]], object] | None = None,
+    ) -> None:
         """Create a reader at line 0.
 
         Args:
             on_error: Called before any error leaves :meth:`process_lines` (the target stops
                 its background work there, before the error is reported).
+            on_records: Takes a run of consecutive RECORD messages, in order (else each
+                goes to the RECORD callback). An error it raises names the record it is
+                about with :func:`~target_stitch_import.errors.at_record`.
         """
         super().__init__()
         self._on_error = on_error
+        self._on_records = on_records
         #: The number of the line being processed (1-based; 0 before the first).
         self.line_number = 0
         self._skipped_types: set[str] = set()
@@ -102,40 +142,80 @@ class LineReader(MsgSpecReader):
         file_input: t.IO[str] | None,
         callbacks: dict[str, t.Callable[[dict], None]],
     ) -> collections.Counter[str]:
-        source: t.Iterable[bytes | str] = file_input if file_input is not None else sys.stdin
+        source: t.Any = file_input if file_input is not None else sys.stdin
         source = getattr(source, "buffer", source)  # bytes: no decoding twice, no replacement
+        read = getattr(source, "read1", None)
+        chunks = _chunks(read) if read is not None else self._single_lines(source)
         counts: collections.Counter[str] = collections.Counter()
-        lines = iter(source)
         on_record = callbacks.get("RECORD")
         decode = _singer_decoder.decode
         records = 0
+        for chunk in chunks:
+            run: list[dict[str, t.Any]] = []
+            for line in chunk:
+                # The common case first: a RECORD line, decoded once, joins the run.
+                try:
+                    message = decode(line)
+                except (msgspec.DecodeError, RecursionError):
+                    message = None  # the careful path below says what is wrong
+                if type(message) is dict and message.get("type") == "RECORD" and on_record:
+                    run.append(message)
+                    continue
+                if run:
+                    records += self._take_run(run, t.cast("t.Callable[[dict], None]", on_record))
+                    run = []
+                self.line_number += 1
+                if message is None and not line.strip():
+                    continue
+                self._current_message = line  # type: ignore[assignment]
+                kind = self._take(self._dispatch_line, line, message, callbacks)
+                if kind is not None:
+                    counts[kind] += 1
+            if run:
+                records += self._take_run(run, t.cast("t.Callable[[dict], None]", on_record))
+        counts["RECORD"] += records
+        return counts
+
+    def _single_lines(self, source: t.Iterable[bytes | str]) -> t.Iterator[list[bytes | str]]:
+        """The input one line at a time (a source that cannot read what is there)."""
+        lines = iter(source)
         while True:
             try:
                 line = next(lines)
             except StopIteration:
-                break
+                return
             except UnicodeDecodeError as exc:  # text input that is not UTF-8
                 error = InputError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
                 at_line(error, self.line_number + 1)
                 raise error from None
-            self.line_number += 1
-            # The common case first: a RECORD line, decoded once.
-            try:
-                message = decode(line)
-            except (msgspec.DecodeError, RecursionError):
-                message = None  # the careful path below says what is wrong
-            if type(message) is dict and message.get("type") == "RECORD" and on_record:
-                self._take(on_record, message)
-                records += 1
-                continue
-            if message is None and not line.strip():
-                continue
-            self._current_message = line  # type: ignore[assignment]
-            kind = self._take(self._dispatch_line, line, message, callbacks)
-            if kind is not None:
-                counts[kind] += 1
-        counts["RECORD"] += records
-        return counts
+            yield [line]
+
+    def _take_run(
+        self,
+        run: list[dict[str, t.Any]],
+        on_record: t.Callable[[dict], None],
+    ) -> int:
+        """Pass consecutive RECORD messages on; their errors name the record's line."""
+        first = self.line_number + 1
+        on_records = self._on_records
+        index = 0
+        try:
+            if on_records is not None:
+                on_records(run)
+            else:
+                for index, message in enumerate(run):  # noqa: B007 - read by the handler
+                    on_record(message)
+        except Exception as exc:
+            line = first + getattr(exc, "record_index", index)
+            self.line_number = line
+            if isinstance(exc, RecursionError):
+                error = InputError("the message is nested too deeply to process")
+                at_line(error, line)
+                raise error from None
+            at_line(exc, line)
+            raise
+        self.line_number = first + len(run) - 1
+        return len(run)
 
     def _take(self, step: t.Callable[..., _T], *args: t.Any) -> _T:  # noqa: ANN401
         """Run one step of the current line; its errors name the line (too deep: one line)."""

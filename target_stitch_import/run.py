@@ -185,9 +185,13 @@ class Run:
     # Batching
 
     def add(self, table: Table, header: bytes, message: bytes) -> None:
-        """Add an encoded message to the table's open batch; cut it where a limit says so.
+        """Add one encoded message to the table's open batch (see :meth:`add_many`)."""
+        self.add_many(table, header, (message,))
 
-        The open batch is sent first when ``message`` needs another header (schema or table
+    def add_many(self, table: Table, header: bytes, messages: t.Sequence[bytes]) -> None:
+        """Add encoded messages, in order, to the table's open batch; cut it where a limit says.
+
+        The open batch is sent first when a message needs another header (schema or table
         version) or would push it past ``max_batch_bytes``/``batch_size_rows``; a batch that
         reaches ``batch_size_rows`` is sent at once. Blocks only while
         ``max_requests_in_flight`` bodies are outstanding.
@@ -196,25 +200,30 @@ class Run:
             BaseException: A delivery failed (raised on the reading thread).
         """
         self.sender.raise_if_failed()
-        position = self.ledger.next_position()
+        ledger = self.ledger
+        added = 0
         with table.lock:
-            current = table.open
-            if current is None or not (
-                (current.batch.header is header or current.batch.header == header)
-                and current.batch.try_add(message)
-            ):
-                if current is not None:
+            for message in messages:
+                position = ledger.next_position()
+                current = table.open
+                if current is None or not (
+                    (current.batch.header is header or current.batch.header == header)
+                    and current.batch.try_add(message)
+                ):
+                    if current is not None:
+                        self._send_locked(table)
+                    settings = self.settings
+                    batch = Batch(header, settings.max_batch_bytes, settings.batch_size_rows)
+                    batch.add(message)  # alone it fits: the sink checked the body size
+                    current = table.open = OpenBatch(
+                        batch, ledger.hold(position), time.monotonic()
+                    )
+                    self._start_ticker()
+                self.records_read += 1
+                added += len(message)
+                if len(current.batch.messages) >= current.batch.max_messages:  # is_full
                     self._send_locked(table)
-                batch = Batch(header, self.settings.max_batch_bytes, self.settings.batch_size_rows)
-                batch.add(message)  # alone it fits: the sink checked the body size
-                current = table.open = OpenBatch(
-                    batch, self.ledger.hold(position), time.monotonic()
-                )
-                self._start_ticker()
-            self.records_read += 1
-            if len(current.batch.messages) >= current.batch.max_messages:  # is_full
-                self._send_locked(table)
-        self._unchecked_bytes += len(message)
+        self._unchecked_bytes += added
         if self._unchecked_bytes >= self._ceiling_step:
             self._unchecked_bytes = 0
             self._enforce_ceiling()

@@ -37,6 +37,7 @@ if sys.version_info >= (3, 12):
 else:
     from typing_extensions import override
 
+from target_stitch_import import messages
 from target_stitch_import.batch import UPSERT_FORMAT, TableHeader, body_size, encode_json
 from target_stitch_import.contract import (
     MAX_DATA_POINTS,
@@ -45,7 +46,7 @@ from target_stitch_import.contract import (
     record_shape,
 )
 from target_stitch_import.draft4 import Draft4Checker, compile_draft4, error_pointer
-from target_stitch_import.errors import RecordError, SchemaError
+from target_stitch_import.errors import RecordError, SchemaError, at_record
 from target_stitch_import.schema import (
     PrecisionFix,
     SchemaMode,
@@ -396,38 +397,74 @@ class StitchImportSink(BatchSink):
 
     # Records
 
-    def process_lean(self, record: dict[str, t.Any]) -> None:
-        """Take a RECORD of a pass-through stream: the SDK's per-record steps, minus its overhead.
+    def take_many(  # noqa: C901, PLR0912 - the per-record loop, written out on purpose
+        self,
+        run: t.Sequence[dict[str, t.Any]],
+        indices: t.Iterable[int],
+    ) -> list[tuple[bytes, list[bytes]]]:
+        """Turn RECORDs of a pass-through stream into upsert messages: the SDK's steps, one loop.
 
         For a stream whose map is the SDK's pass-through (no stream map, no flattening, no
-        record metadata) the target calls this instead of the SDK's record path. It does
-        what that path does, in the same order and with the same results (the bodies are
-        byte-identical): drop the ``_sdc_*`` metadata fields, validate, parse the top-level
-        date/time fields (the same parsers, the same ``datetime_error_treatment``), warn once
-        per field without a schema, check the key properties. It skips the record copy, the
-        identity transform, the per-record sink lookup, the schema walk per field and
-        record, and counts records for the SDK in chunks.
+        record metadata) the target calls this instead of the SDK's record path, with a run
+        of consecutive RECORD messages and the indices of this stream's ones, in order. It
+        does what the SDK's path does, in the same order and with the same results (the
+        bodies are byte-identical): check the message's shape, drop the ``_sdc_*``
+        metadata fields, validate, parse the top-level date/time fields (the same parsers,
+        the same ``datetime_error_treatment``), warn once per field without a schema, check
+        the key properties, then :meth:`upsert`. It skips the record copy, the identity
+        transform, the per-record sink lookup, the schema walk per field and record, and
+        counts records for the SDK in chunks. The caller adds the messages to the run.
+
+        Returns:
+            The messages by batch header, in order (a new header starts a new segment).
+
+        Raises:
+            Exception: What a record's steps raise, noted with the record's index in ``run``
+                (:func:`at_record`).
         """
-        if not _SDC_FIELDS.isdisjoint(record):
-            for name in _SDC_FIELDS:
-                record.pop(name, None)
         validator = t.cast("Draft4RecordValidator | None", self._validator)
-        if validator is not None and not validator.checker.is_valid(record):
-            validator.validate(record)  # explains the failure (or relaxed mode fixes it)
         plan = self._plan or self._plan_of(self.schema)
-        if plan.warn_unknown and not plan.fields.issuperset(record):
-            self._warn_unknown_fields(record, plan)
-        if plan.datelike:
-            self._parse_datelike(record, plan.datelike, self._treatment)
-        for name in self._keys:
-            if name not in record:
-                if validator is not None:
-                    validator.validate(record)  # names the missing key, as the SDK path does
-                self._singer_validate_message(record)  # the SDK's own error
-        self.process_record(record, _NO_CONTEXT)
-        self._uncounted += 1
+        fields, warn_unknown, datelike = plan.fields, plan.warn_unknown, plan.datelike
+        treatment = self._treatment
+        keys = self._keys
+        upsert = self.upsert
+        segments: list[tuple[bytes, list[bytes]]] = []
+        header = b""
+        pending: list[bytes] = []
+        index = -1
+        try:
+            for index in indices:
+                message = run[index]
+                record = message.get("record")
+                version = message.get("version")
+                if type(record) is not dict or version is not None:
+                    _, record, version = messages.record_message(message)
+                if not _SDC_FIELDS.isdisjoint(record):
+                    for name in _SDC_FIELDS:
+                        record.pop(name, None)
+                if validator is not None and not validator.checker.is_valid(record):
+                    validator.validate(record)  # explains the failure (or relaxed mode fixes it)
+                if warn_unknown and not fields.issuperset(record):
+                    self._warn_unknown_fields(record, plan)
+                if datelike:
+                    self._parse_datelike(record, datelike, treatment)
+                for name in keys:
+                    if name not in record:
+                        if validator is not None:
+                            validator.validate(record)  # names the key, as the SDK path does
+                        self._singer_validate_message(record)  # the SDK's own error
+                record_header, data = upsert(record, version)
+                if record_header is not header:
+                    header, pending = record_header, []
+                    segments.append((header, pending))
+                pending.append(data)
+                self._uncounted += 1
+        except Exception as exc:
+            at_record(exc, index)
+            raise
         if self._uncounted >= _COUNT_CHUNK:
             self.count_records()
+        return segments
 
     def _plan_of(self, schema: dict[str, t.Any]) -> _RecordPlan:
         """The record plan of ``schema`` (kept when it is the sink's schema)."""
@@ -507,7 +544,7 @@ class StitchImportSink(BatchSink):
                 warned.add(name)
 
     def count_records(self) -> None:
-        """Pass the records taken by :meth:`process_lean` to the SDK's tally and metric."""
+        """Pass the records taken by :meth:`process_lean_many` to the SDK's tally and metric."""
         count, self._uncounted = self._uncounted, 0
         if count:
             self.tally_record_read(count)
@@ -515,10 +552,16 @@ class StitchImportSink(BatchSink):
 
     @override
     def process_record(self, record: dict, context: dict) -> None:
-        """Encode the record as an upsert message and add it to the table's open batch.
+        """Encode the record as an upsert message and add it to the table's open batch."""
+        header, message = self.upsert(record, self._run.message_version)
+        self._run.add(self._table, header, message)
 
-        The hottest code of the target: names it needs per record are looked up once, in
-        ``__init__``.
+    def upsert(self, record: dict[str, t.Any], version: int | None) -> tuple[bytes, bytes]:
+        """Return a checked record's batch header and upsert message (both paths come here).
+
+        Checks the key values, the shape near the limits and the size; gives the record
+        its table version and sequence. The hottest code of the target: names it needs
+        per record are looked up once, in ``__init__``.
         """
         for name in self._keys:
             value = record.get(name)
@@ -526,7 +569,6 @@ class StitchImportSink(BatchSink):
             if kind is not int and (kind is not str or len(value) >= MAX_STRING_KEY_LENGTH):  # type: ignore[arg-type]
                 self._check_key(record, name)
         table = self._table
-        version = self._run.message_version
         version = table.table_version if version is None else table.version_of(version)
         sequence = table.sequence_for(record, time.time_ns())
         data = encode_json(record)
@@ -541,7 +583,7 @@ class StitchImportSink(BatchSink):
         header = self._headers.get(version) or self._header(version)
         if len(header) + len(message) + 2 > self._max_bytes:
             self._too_large(record, body_size(header, message))
-        self._run.add(table, header, message)
+        return header, message
 
     def _too_large(self, record: dict[str, t.Any], needed: int) -> t.NoReturn:
         msg = (

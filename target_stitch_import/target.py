@@ -33,7 +33,14 @@ else:
     from typing_extensions import override
 
 from target_stitch_import import messages
-from target_stitch_import.errors import ConfigError, InputError, OutputClosedError, StoppedError
+from target_stitch_import.errors import (
+    ConfigError,
+    DeliveryError,
+    InputError,
+    OutputClosedError,
+    StoppedError,
+    at_record,
+)
 from target_stitch_import.reader import LineReader, at_line, decode_json
 from target_stitch_import.run import Run
 from target_stitch_import.schema import SchemaProblemError, check_nesting
@@ -68,7 +75,10 @@ class TargetStitchImport(Target):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:  # noqa: ANN401
         """Create the target and its run (settings, ledger, sender)."""
-        kwargs.setdefault("message_reader", LineReader(on_error=self.abort))
+        kwargs.setdefault(
+            "message_reader",
+            LineReader(on_error=self.abort, on_records=self._process_record_messages),
+        )
         super().__init__(*args, **kwargs)
         self._reader: LineReader = self.message_reader  # type: ignore[assignment]
         self.settings = Settings.from_config(self.config)
@@ -158,22 +168,75 @@ class TargetStitchImport(Target):
             self.run.table(stream_map.stream_alias).bookmark_names = message.bookmark_properties
         self._lean_sinks.pop(message.stream, None)  # the sink or the maps may have changed
 
+    def _process_record_messages(self, run: list[dict[str, t.Any]]) -> None:
+        """Take consecutive RECORD messages; pass-through streams' in one loop per stream.
+
+        When every stream of the run takes the lean path, each stream's records are turned
+        into messages by its sink in one loop (in input order within the stream), and only
+        once all of them are, the messages are added to the run: a bad record stops the run
+        before anything read after it can be sent. The error is the first bad record's.
+        Otherwise the records go one by one, in input order. An error names the record it
+        is about (:func:`at_record`), for the reader.
+        """
+        groups: dict[str, list[int]] = {}
+        for index, message in enumerate(run):
+            stream = message.get("stream")
+            group = groups.get(stream) if type(stream) is str else None
+            if group is None:
+                if type(stream) is not str or not self._lean_of(message):
+                    self._process_one_by_one(run)
+                    return
+                group = groups[stream] = []
+            group.append(index)
+        taken: list[tuple[StitchImportSink, list[tuple[bytes, list[bytes]]]]] = []
+        failure: Exception | None = None
+        limit = len(run)
+        for stream, indices in groups.items():
+            sink = t.cast("StitchImportSink", self._lean_sinks[stream])
+            try:
+                taken.append((sink, sink.take_many(run, (i for i in indices if i < limit))))
+            except (StoppedError, DeliveryError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - kept, raised once every stream is seen
+                failure = exc  # a record of a later stream may be bad earlier in the run
+                limit = getattr(exc, "record_index", limit)
+        if failure is not None:
+            raise failure
+        for sink, segments in taken:
+            for header, messages_ in segments:
+                self.run.add_many(sink.table, header, messages_)
+
+    def _process_one_by_one(self, run: list[dict[str, t.Any]]) -> None:
+        """Take a run's RECORDs one at a time, in input order (some take the SDK's path)."""
+        index = 0
+        try:
+            for index, message in enumerate(run):  # noqa: B007 - read on failure
+                self._process_record_message(message)
+        except Exception as exc:
+            at_record(exc, index)
+            raise
+
     @override
     def _process_record_message(self, message_dict: dict) -> None:
-        stream: str = message_dict.get("stream")  # type: ignore[assignment]
-        record: dict[str, t.Any] = message_dict.get("record")  # type: ignore[assignment]
-        common = type(record) is dict and type(stream) is str and stream
-        if common and "version" not in message_dict:
-            self.run.message_version = None  # the common case, checked without a call
-        else:
-            stream, record, version = messages.record_message(message_dict)
-            self.run.message_version = version
-        lean = self._lean_sinks.get(stream)
-        if lean is None:
-            lean = self._lean_sink(stream)
-        if lean:
-            lean.process_lean(record)
+        lean = self._lean_of(message_dict)
+        if not lean:
+            self._process_sdk_record(message_dict)
             return
+        for header, messages_ in lean.take_many((message_dict,), (0,)):
+            self.run.add_many(lean.table, header, messages_)
+
+    def _lean_of(self, message: dict[str, t.Any]) -> StitchImportSink | t.Literal[False]:
+        """The sink of the message's stream when it takes the lean path, else False."""
+        stream = message.get("stream")
+        if type(stream) is not str:
+            return False
+        lean = self._lean_sinks.get(stream)
+        return self._lean_sink(stream) if lean is None else lean
+
+    def _process_sdk_record(self, message_dict: dict[str, t.Any]) -> None:
+        """A RECORD through the SDK's path (stream maps, flattening, record metadata)."""
+        stream, _, version = messages.record_message(message_dict)
+        self.run.message_version = version
         if stream not in self.mapper.stream_maps:
             msg = (
                 f"stream '{stream}': a RECORD came before the stream's SCHEMA; a tap must "

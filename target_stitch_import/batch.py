@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import typing as t
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import msgspec
 
@@ -92,58 +92,73 @@ def body_size(header: bytes, message: bytes) -> int:
     return len(header) + len(message) + len(_SUFFIX)
 
 
-@dataclass
 class Batch:
-    """A batch being filled; ``finish()`` returns its exact body."""
+    """A batch being filled; ``finish()`` returns its exact body.
 
-    header: bytes
-    max_bytes: int
-    max_messages: int
-    messages: list[bytes] = field(default_factory=list)
-    size: int = 0
+    The body is written as messages join, into one growing buffer: one large allocation
+    per batch instead of one small object per message, which the allocator gives back to
+    the system once the batch is sent (many small objects of interleaved tables would
+    leave the memory fragmented).
+    """
 
-    def __post_init__(self) -> None:
-        """Start at the size of an empty body."""
-        self.size = len(self.header) + len(_SUFFIX)
+    __slots__ = ("count", "header", "max_bytes", "max_messages", "size", "_body")
+
+    def __init__(self, header: bytes, max_bytes: int, max_messages: int) -> None:
+        """Start an empty batch under ``header`` (limits: body bytes, messages)."""
+        self.header = header
+        self.max_bytes = max_bytes
+        self.max_messages = max_messages
+        #: The number of messages.
+        self.count = 0
+        #: The body's size once finished.
+        self.size = len(header) + len(_SUFFIX)
+        self._body = bytearray(header)
 
     def __len__(self) -> int:
         """Return the number of messages."""
-        return len(self.messages)
+        return self.count
 
     def fits(self, message: bytes) -> bool:
         """Tell whether ``message`` can join without breaking a limit."""
-        if not self.messages:
+        if not self.count:
             return self.size + len(message) <= self.max_bytes
-        return (
-            len(self.messages) < self.max_messages
-            and self.size + 1 + len(message) <= self.max_bytes
-        )
+        return self.count < self.max_messages and self.size + 1 + len(message) <= self.max_bytes
 
     def try_add(self, message: bytes) -> bool:
         """Append ``message`` if it fits; return whether it did (:meth:`fits`, :meth:`add`)."""
-        messages = self.messages
-        if not messages:
+        if not self.count:
             if self.size + len(message) > self.max_bytes:
                 return False
             self.size += len(message)
         else:  # the per-record case, written out
             size = self.size + 1 + len(message)
-            if size > self.max_bytes or len(messages) >= self.max_messages:
+            if size > self.max_bytes or self.count >= self.max_messages:
                 return False
             self.size = size
-        messages.append(message)
+            self._body += b","
+        self._body += message
+        self.count += 1
         return True
 
     def add(self, message: bytes) -> None:
         """Append a message (the caller checked ``fits``)."""
-        self.size += len(message) + (1 if self.messages else 0)
-        self.messages.append(message)
+        if self.count:
+            self.size += 1
+            self._body += b","
+        self.size += len(message)
+        self._body += message
+        self.count += 1
 
     @property
     def is_full(self) -> bool:
         """True when no further message can join (the message limit is reached)."""
-        return len(self.messages) >= self.max_messages
+        return self.count >= self.max_messages
 
     def finish(self) -> bytes:
         """Return the exact request body (its length equals ``size``)."""
-        return b"".join((self.header, b",".join(self.messages), _SUFFIX))
+        body = self._body
+        body += _SUFFIX
+        try:
+            return bytes(body)
+        finally:
+            del body[-len(_SUFFIX) :]

@@ -221,7 +221,7 @@ class Run:
                     self._start_ticker()
                 self.records_read += 1
                 added += len(message)
-                if len(current.batch.messages) >= current.batch.max_messages:  # is_full
+                if current.batch.count >= current.batch.max_messages:  # is_full
                     self._send_locked(table)
         self._unchecked_bytes += added
         if self._unchecked_bytes >= self._ceiling_step:
@@ -253,7 +253,9 @@ class Run:
             return
         table.open = None
         batch = current.batch
-        self.sender.submit(Request(table.name, batch.finish(), len(batch), current.hold))
+        self.sender.submit_built(
+            table.name, lambda: Request(table.name, batch.finish(), len(batch), current.hold)
+        )
         self.messages_sent += len(batch)
 
     def _enforce_ceiling(self) -> None:

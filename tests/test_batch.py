@@ -99,3 +99,17 @@ def test_a_message_that_never_fits(limit: int) -> None:
     message = encode_upsert(1, {"id": 1, "pad": "x" * 200})
     assert body_size(head, message) > limit
     assert not Batch(head, limit, 10).fits(message)
+
+
+def test_a_finished_batch_can_take_more_messages() -> None:
+    """``finish`` leaves the batch as it was: the body so far, then more messages."""
+    batch = Batch(b'{"table_name":"t","messages":[', 1000, 10)
+    assert batch.finish() == b'{"table_name":"t","messages":[]}'
+    batch.add(b"1")
+    assert batch.finish() == b'{"table_name":"t","messages":[1]}'
+    assert batch.try_add(b"2")
+    body = batch.finish()
+    assert body == b'{"table_name":"t","messages":[1,2]}'
+    assert len(body) == batch.size
+    assert type(body) is bytes
+    assert len(batch) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import re
 import time
 import typing as t
@@ -10,7 +11,10 @@ import typing as t
 from httpstub import HttpStub
 from targetrun import read_line, record, run_target, schema, start_target, state
 
+from target_stitch_import.cli import map_large_buffers
+
 if t.TYPE_CHECKING:
+    import pytest
     from pathlib import Path
 
     from conftest import Emulator
@@ -80,3 +84,11 @@ def test_an_api_never_reached_is_given_up_after_the_first_contact_window(tmp_pat
     assert f"connection to {url}/v2/import/status failed" in line
     assert "first_contact_seconds=2" in line
     assert result.states == []
+
+
+def test_large_buffers_get_their_own_mapping_on_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI fixes glibc's mmap threshold (peak memory = what is live), unless told not to."""
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert map_large_buffers() is False  # the user's own setting wins
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    assert map_large_buffers() is (platform.libc_ver()[0] == "glibc")

@@ -14,9 +14,9 @@ from targetrun import read_line, record, run_target, schema, start_target, state
 from target_stitch_import.cli import map_large_buffers
 
 if t.TYPE_CHECKING:
-    import pytest
     from pathlib import Path
 
+    import pytest
     from conftest import Emulator
 
 TOKEN = "test-token"

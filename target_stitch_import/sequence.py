@@ -146,6 +146,7 @@ class Sequencer:
                 arrival time only.
         """
         self.source = source
+        self._time_only = source is SequenceSource.TIME
         self._last_time = -1
         #: Repeat counts of recent bases: the current generation and the one before.
         self._repeats: dict[int, int] = {}
@@ -179,7 +180,7 @@ class Sequencer:
         Returns:
             The sequence for the message.
         """
-        if bookmark is None or self.source is SequenceSource.TIME:
+        if bookmark is None or self._time_only:
             return self.time_based(now_ns)
         kind = type(bookmark)
         if kind is dt.datetime and bookmark.tzinfo is not None:  # type: ignore[attr-defined]

@@ -38,7 +38,7 @@ else:
     from typing_extensions import override
 
 from target_stitch_import import messages
-from target_stitch_import.batch import UPSERT_FORMAT, TableHeader, body_size, encode_json
+from target_stitch_import.batch import TableHeader, body_size, encode_json
 from target_stitch_import.contract import (
     MAX_DATA_POINTS,
     MAX_RECORD_DEPTH,
@@ -89,6 +89,9 @@ _NO_CONTEXT: dict[str, t.Any] = {}
 #: A JSON text shorter than this holds fewer than MAX_DATA_POINTS scalars (each takes at
 #: least one character and one separator).
 _POINTS_SURELY_BELOW_LIMIT = 2 * MAX_DATA_POINTS - 2
+#: A message this short nests its record at most MAX_RECORD_DEPTH deep (every level
+#: takes an opening and a closing bracket).
+_DEPTH_SURELY_BELOW_LIMIT = 2 * (MAX_RECORD_DEPTH + 1)
 
 
 def describe_key(record: t.Mapping[str, t.Any], key_names: t.Sequence[str]) -> str:
@@ -439,12 +442,14 @@ class StitchImportSink(BatchSink):
                 version = message.get("version")
                 if type(record) is not dict or version is not None:
                     _, record, version = messages.record_message(message)
-                if not _SDC_FIELDS.isdisjoint(record):
+                known = fields.issuperset(record)  # the schema has no _sdc_* metadata fields
+                if not known and not _SDC_FIELDS.isdisjoint(record):
                     for name in _SDC_FIELDS:
                         record.pop(name, None)
+                    known = fields.issuperset(record)
                 if validator is not None and not validator.checker.is_valid(record):
                     validator.validate(record)  # explains the failure (or relaxed mode fixes it)
-                if warn_unknown and not fields.issuperset(record):
+                if warn_unknown and not known:
                     self._warn_unknown_fields(record, plan)
                 if datelike:
                     self._parse_datelike(record, datelike, treatment)
@@ -571,15 +576,16 @@ class StitchImportSink(BatchSink):
         table = self._table
         version = table.table_version if version is None else table.version_of(version)
         sequence = table.sequence_for(record, time.time_ns())
-        data = encode_json(record)
-        # The encoded size and brackets bound the data points and the depth: only a
-        # record near a limit gets the exact (slower) walk.
-        if (
-            len(data) >= _POINTS_SURELY_BELOW_LIMIT
-            or data.count(b"{") + data.count(b"[") > MAX_RECORD_DEPTH
+        message = encode_json({"action": "upsert", "sequence": sequence, "data": record})
+        # The encoded size and brackets bound the data points and the depth (the message
+        # adds one object around the record): only a record near a limit gets the exact
+        # (slower) walk. A depth above the limit needs more brackets than short text has.
+        size = len(message)
+        if size >= _POINTS_SURELY_BELOW_LIMIT or (
+            size > _DEPTH_SURELY_BELOW_LIMIT
+            and message.count(b"{") + message.count(b"[") > MAX_RECORD_DEPTH + 1
         ):
             self._check_shape(record)
-        message = UPSERT_FORMAT % (sequence, data)
         header = self._headers.get(version) or self._header(version)
         if len(header) + len(message) + 2 > self._max_bytes:
             self._too_large(record, body_size(header, message))

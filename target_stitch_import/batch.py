@@ -101,7 +101,7 @@ class Batch:
     leave the memory fragmented).
     """
 
-    __slots__ = ("count", "header", "max_bytes", "max_messages", "size", "_body")
+    __slots__ = ("_body", "count", "header", "max_bytes", "max_messages", "size")
 
     def __init__(self, header: bytes, max_bytes: int, max_messages: int) -> None:
         """Start an empty batch under ``header`` (limits: body bytes, messages)."""

@@ -8,54 +8,26 @@ written digit for digit (Decimals as JSON numbers), date-times as RFC 3339 text.
 
 from __future__ import annotations
 
-import datetime as dt
 import typing as t
 from dataclasses import dataclass
 
 import msgspec
 
-_UTC = dt.timezone.utc
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
 _SUFFIX = b"]}"
 
 
 #: Encode a value as compact JSON, Decimals as exact numbers, date-times as RFC 3339.
 encode_json: t.Callable[[t.Any], bytes] = _ENCODER.encode
-#: An upsert message, ``UPSERT_FORMAT % (sequence, encoded data)`` (see :func:`upsert_message`).
-UPSERT_FORMAT = b'{"action":"upsert","sequence":%d,"data":%s}'
-
-
-def _utc_if_naive(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=_UTC) if value.tzinfo is None else value
 
 
 def encode_upsert(sequence: int, data: t.Mapping[str, t.Any]) -> bytes:
-    """Encode one upsert message.
+    """Encode one upsert message: ``{"action":"upsert","sequence":N,"data":{...}}``.
 
-    Naive top-level date-times (the SDK parses top-level ``date-time`` fields) are
-    written as UTC so that every date-time leaves as RFC 3339.
-
-    Args:
-        sequence: The message's sequence.
-        data: The record.
-
-    Returns:
-        The message's JSON bytes.
+    The caller makes date-times aware first (the sink's timestamp parsing does, naive ones
+    as UTC): a naive one would be written without an offset.
     """
-    for value in data.values():
-        if type(value) is dt.datetime and value.tzinfo is None:
-            data = {k: _utc_if_naive(v) if type(v) is dt.datetime else v for k, v in data.items()}
-            break
-    return upsert_message(sequence, _ENCODER.encode(data))
-
-
-def upsert_message(sequence: int, data: bytes) -> bytes:
-    """Return the upsert message of already encoded ``data`` (see :func:`encode_json`).
-
-    The caller makes date-times aware first (the sink's timestamp parsing does): a naive
-    one would be written without an offset.
-    """
-    return UPSERT_FORMAT % (sequence, data)
+    return _ENCODER.encode({"action": "upsert", "sequence": sequence, "data": data})
 
 
 def encode_activate_version(sequence: int) -> bytes:

@@ -38,7 +38,7 @@ else:
     from typing_extensions import override
 
 from target_stitch_import import messages
-from target_stitch_import.batch import TableHeader, body_size, encode_json
+from target_stitch_import.batch import TableHeader, body_size, encode_upsert
 from target_stitch_import.contract import (
     MAX_DATA_POINTS,
     MAX_RECORD_DEPTH,
@@ -576,7 +576,7 @@ class StitchImportSink(BatchSink):
         table = self._table
         version = table.table_version if version is None else table.version_of(version)
         sequence = table.sequence_for(record, time.time_ns())
-        message = encode_json({"action": "upsert", "sequence": sequence, "data": record})
+        message = encode_upsert(sequence, record)
         # The encoded size and brackets bound the data points and the depth (the message
         # adds one object around the record): only a record near a limit gets the exact
         # (slower) walk. A depth above the limit needs more brackets than short text has.

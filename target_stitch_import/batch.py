@@ -17,8 +17,6 @@ _ENCODER = msgspec.json.Encoder(decimal_format="number")
 _SUFFIX = b"]}"
 
 
-#: Encode a value as compact JSON, Decimals as exact numbers, date-times as RFC 3339.
-encode_json: t.Callable[[t.Any], bytes] = _ENCODER.encode
 
 
 def encode_upsert(sequence: int, data: t.Mapping[str, t.Any]) -> bytes:

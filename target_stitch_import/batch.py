@@ -17,8 +17,6 @@ _ENCODER = msgspec.json.Encoder(decimal_format="number")
 _SUFFIX = b"]}"
 
 
-
-
 def encode_upsert(sequence: int, data: t.Mapping[str, t.Any]) -> bytes:
     """Encode one upsert message: ``{"action":"upsert","sequence":N,"data":{...}}``.
 

@@ -369,6 +369,7 @@ class ImportApiClient:
             },
         )
         self._ready = False
+        self._ready_error: BaseException | None = None
         self._ready_lock = threading.Lock()
         #: Tries that were retried (for the end-of-run summary).
         self.retries = 0
@@ -410,17 +411,39 @@ class ImportApiClient:
         self._request("GET", STATUS_PATH, None, None)
 
     def wait_until_ready(self) -> None:
-        """Before the first post: check status until it is OK (503: wait, check again)."""
+        """Before the first post: check status until it is OK (503: wait, check again).
+
+        Checked once per client: a check that gave up raises its error again.
+        """
         with self._ready_lock:
             if self._ready:
                 return
-            self._retrying(
-                self.status,
-                None,
-                f"GET {self.base_url}{STATUS_PATH}",
-                unreachable_seconds=self.first_contact_seconds,
-            )
+            if self._ready_error is not None:
+                raise self._ready_error
+            try:
+                self._retrying(
+                    self.status,
+                    None,
+                    f"GET {self.base_url}{STATUS_PATH}",
+                    unreachable_seconds=self.first_contact_seconds,
+                )
+            except BaseException as exc:
+                self._ready_error = exc
+                raise
             self._ready = True
+
+    def check_ready_soon(self) -> None:
+        """Start the status check now, on its own thread, so the first post need not wait.
+
+        The check's round trip overlaps with building the first body; the first
+        :meth:`push` waits for it (and raises what it raised).
+        """
+
+        def check() -> None:
+            with contextlib.suppress(BaseException):  # the first push raises it
+                self.wait_until_ready()
+
+        threading.Thread(target=check, name="status-check", daemon=True).start()
 
     def push(self, table: str, body: bytes, *, validate_only: bool = False) -> dict[str, t.Any]:
         """Send one batch body, retrying what is worth retrying.

@@ -218,7 +218,7 @@ class Run:
                     current = table.open = OpenBatch(
                         batch, ledger.hold(position), time.monotonic()
                     )
-                    self._start_ticker()
+                    self._start_background()
                 self.records_read += 1
                 added += len(message)
                 if current.batch.count >= current.batch.max_messages:  # is_full
@@ -272,8 +272,11 @@ class Run:
 
     # Age flush and progress (one ticker thread)
 
-    def _start_ticker(self) -> None:
+    def _start_background(self) -> None:
+        """At the first open batch: the ticker thread, and the API's status check."""
         if self._ticker is None:
+            if self.client is not None and not self.settings.validate_only:
+                self.client.check_ready_soon()
             self._ticker = threading.Thread(target=self._tick, name="ticker", daemon=True)
             self._ticker.start()
 

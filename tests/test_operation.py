@@ -92,3 +92,27 @@ def test_large_buffers_get_their_own_mapping_on_glibc(monkeypatch: pytest.Monkey
     assert map_large_buffers() is False  # the user's own setting wins
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
     assert map_large_buffers() is (platform.libc_ver()[0] == "glibc")
+
+
+def test_the_status_check_starts_with_the_first_record(emulator: Emulator, tmp_path: Path) -> None:
+    """The API's status is checked while the first batch fills, not once its body is done."""
+    process = start_target(
+        {"token": TOKEN, "api_url": emulator.url, "max_batch_age_seconds": 600}, tmp_path,
+    )
+    assert process.stdin is not None
+    try:
+        process.stdin.write(json.dumps(schema("early", {"id": {"type": "integer"}}, ["id"])) + "\n")
+        process.stdin.write(json.dumps(record("early", {"id": 1})) + "\n")
+        process.stdin.flush()
+        deadline = time.monotonic() + 20
+        while "GET /v2/import/status" not in emulator.stderr():
+            assert time.monotonic() < deadline, "no status check while the first batch fills"
+            time.sleep(0.1)
+        assert "POST /v2/import/batch" not in emulator.stderr()  # the batch is still open
+        process.stdin.close()
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+    log = emulator.stderr()
+    assert log.count("GET /v2/import/status") == 1
+    assert log.count("POST /v2/import/batch") == 1

@@ -140,3 +140,24 @@ def test_a_record_before_its_schema_in_a_run_is_named(
     result = run_target(config(emulator), messages, tmp_path)
     assert result.returncode == 1
     assert "input line 3: stream 'late': a RECORD came before" in result.last_error_line
+
+
+def test_a_run_mixing_mapped_and_pass_through_streams_lands_both(
+    emulator: Emulator, tmp_path: Path,
+) -> None:
+    """One stream takes the SDK's path (a stream map), the other the lean one, interleaved."""
+    messages: list[dict[str, t.Any]] = [
+        schema("plain", PROPS, ["id"]),
+        schema("mapped", {**PROPS, "secret": {"type": ["null", "string"]}}, ["id"]),
+    ]
+    for i in range(200):
+        messages.append(record("plain", {"id": i, "name": f"p{i}"}))
+        messages.append(record("mapped", {"id": i, "name": f"m{i}", "secret": "s"}))
+    settings = config(emulator, stream_maps={"mapped": {"secret": "__NULL__"}})
+    result = run_target(settings, messages, tmp_path)
+    assert result.returncode == 0, result.stderr
+    plain = {row["id"]: row["name"] for row in emulator.rows("plain")}
+    mapped = emulator.rows("mapped")
+    assert plain == {i: f"p{i}" for i in range(200)}
+    assert sorted(row["id"] for row in mapped) == list(range(200))
+    assert all(row.get("secret") is None for row in mapped)

@@ -27,7 +27,6 @@ from singer_sdk.exceptions import (
 )
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
-from target_stitch_import import connect
 from target_stitch_import.errors import StitchImportError, StoppedError
 from target_stitch_import.target import TargetStitchImport
 
@@ -121,6 +120,8 @@ def main(argv: t.Sequence[str] | None = None) -> None:
     args = list(argv) if argv is not None else None
     given = args if args is not None else sys.argv[1:]
     if given[:1] == ["connect"]:
+        from target_stitch_import import connect  # noqa: PLC0415 - its own command, its own imports
+
         sys.exit(connect.main(given[1:]))
     map_large_buffers()
     try:

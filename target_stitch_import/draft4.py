@@ -41,7 +41,6 @@ from collections.abc import Callable
 from urllib.parse import unquote
 
 import jsonschema
-import regex  # type: ignore[import-untyped]
 from jsonschema import Draft4Validator, ValidationError
 from jsonschema._utils import equal, uniq
 from jsonschema_specifications import REGISTRY as _METASCHEMAS
@@ -372,6 +371,9 @@ def _bounded(pattern: str) -> t.Any:  # noqa: ANN401 - regex ships no types
     if writer.units > MAX_PATTERN_UNITS:
         msg = f"its repeats span more than {MAX_PATTERN_UNITS:,} units"
         raise PatternError(msg)
+    # Loaded here, not at import: only schemas with patterns need it (about a megabyte).
+    import regex  # type: ignore[import-untyped]  # noqa: PLC0415
+
     try:
         return regex.compile(f"(?V0){_flag_group(flags, 0)}{text}")
     except (regex.error, OverflowError, RecursionError, MemoryError) as exc:

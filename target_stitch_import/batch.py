@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import msgspec
 
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
+#: A finished request body: the batch's own buffer (bytes-like, sent as it is) or bytes.
+Body: t.TypeAlias = "bytes | bytearray"
 _SUFFIX = b"]}"
 
 
@@ -121,6 +123,17 @@ class Batch:
     def is_full(self) -> bool:
         """True when no further message can join (the message limit is reached)."""
         return self.count >= self.max_messages
+
+    def take_body(self) -> bytearray:
+        """Return the exact request body without copying it; the batch is done with.
+
+        The body's buffer itself (bytes-like: sent, written and measured as it is), so a
+        cut never holds the body twice.
+        """
+        body = self._body
+        body += _SUFFIX
+        self._body = bytearray()
+        return body
 
     def finish(self) -> bytes:
         """Return the exact request body (its length equals ``size``)."""

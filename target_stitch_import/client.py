@@ -43,6 +43,9 @@ from target_stitch_import.errors import (
     RetriableApiError,
 )
 
+if t.TYPE_CHECKING:
+    from target_stitch_import.batch import Body
+
 LOGGER = logging.getLogger("target_stitch_import.client")
 _MESSAGE_LIMIT = 500
 _REDACTED = "[redacted]"
@@ -445,7 +448,7 @@ class ImportApiClient:
 
         threading.Thread(target=check, name="status-check", daemon=True).start()
 
-    def push(self, table: str, body: bytes, *, validate_only: bool = False) -> dict[str, t.Any]:
+    def push(self, table: str, body: Body, *, validate_only: bool = False) -> dict[str, t.Any]:
         """Send one batch body, retrying what is worth retrying.
 
         Args:
@@ -478,7 +481,7 @@ class ImportApiClient:
         method: str,
         path: str,
         table: str | None,
-        body: bytes | None,
+        body: Body | None,
     ) -> dict[str, t.Any]:
         """One try: a 2xx answer's decoded body, or the error that says what happened."""
         if self._watchdog.cancelled:
@@ -504,7 +507,7 @@ class ImportApiClient:
         self,
         method: str,
         url: str,
-        body: bytes | None,
+        body: Body | None,
     ) -> tuple[requests.Response | None, requests.RequestException | None]:
         """Send a request and read its whole answer, never following a redirect.
 
@@ -517,7 +520,9 @@ class ImportApiClient:
             response = self._session.request(
                 method,
                 url,
-                data=body,
+                # A bytearray body goes out as it is: requests sets its Content-Length and
+                # urllib3 hands the buffer to one sendall (no copy of the 4 MB body).
+                data=t.cast("bytes | None", body),
                 headers=headers,
                 timeout=self.timeout,
                 allow_redirects=False,

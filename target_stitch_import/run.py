@@ -33,6 +33,7 @@ if t.TYPE_CHECKING:
     import logging
     from pathlib import Path
 
+    from target_stitch_import.batch import Body
     from target_stitch_import.settings import Settings
 
 #: Bytes that may join open batches between two checks of the memory ceiling (at most;
@@ -148,7 +149,7 @@ class Run:
             return lambda table, body: client.push(table, body, validate_only=True)
         return client.push
 
-    def _write_body(self, directory: Path, table: str, body: bytes) -> Path:
+    def _write_body(self, directory: Path, table: str, body: Body) -> Path:
         with self._dry_run_lock:
             self._dry_run_count += 1
             number = self._dry_run_count
@@ -254,7 +255,7 @@ class Run:
         table.open = None
         batch = current.batch
         self.sender.submit_built(
-            table.name, lambda: Request(table.name, batch.finish(), len(batch), current.hold)
+            table.name, lambda: Request(table.name, batch.take_body(), len(batch), current.hold)
         )
         self.messages_sent += len(batch)
 

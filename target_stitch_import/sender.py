@@ -18,9 +18,10 @@ import typing as t
 from dataclasses import dataclass
 
 if t.TYPE_CHECKING:
+    from target_stitch_import.batch import Body
     from target_stitch_import.checkpoints import StateLedger
 
-Deliver = t.Callable[[str, bytes], object]
+Deliver = t.Callable[[str, "Body"], object]
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Request:
     """One finished body for one table."""
 
     table: str
-    body: bytes
+    body: Body
     messages: int
     hold: int
 

@@ -112,3 +112,16 @@ def test_a_finished_batch_can_take_more_messages() -> None:
     assert len(body) == batch.size
     assert type(body) is bytes
     assert len(batch) == 2
+
+
+def test_take_body_hands_over_the_buffer_itself() -> None:
+    """The body leaves without a copy; it equals what finish() would have given."""
+    batch = Batch(b'{"table_name":"t","messages":[', 1000, 10)
+    batch.add(b"1")
+    batch.add(b"2")
+    expected = batch.finish()
+    body = batch.take_body()
+    assert type(body) is bytearray
+    assert body == expected
+    assert len(body) == batch.size
+    assert len(batch) == 2

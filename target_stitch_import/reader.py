@@ -100,6 +100,19 @@ def at_line(exc: BaseException, line: int, where: str = "") -> None:
         exc.input_line = f"input line {line}{where}"  # type: ignore[attr-defined]
 
 
+def _about_line(exc: Exception, line: int) -> InputError | None:
+    """Name input line ``line`` on ``exc``; return the error to raise instead, if any.
+
+    A ``RecursionError`` (a message nested too deeply) is replaced by one line's error.
+    """
+    if isinstance(exc, RecursionError):
+        error = InputError("the message is nested too deeply to process")
+        at_line(error, line)
+        return error
+    at_line(exc, line)
+    return None
+
+
 class LineReader(MsgSpecReader):
     """Reads Singer messages line by line; see the module docstring."""
 
@@ -206,14 +219,11 @@ class LineReader(MsgSpecReader):
                 for index, message in enumerate(run):  # noqa: B007 - read by the handler
                     on_record(message)
         except Exception as exc:
-            line = first + getattr(exc, "record_index", index)
-            self.line_number = line
-            if isinstance(exc, RecursionError):
-                error = InputError("the message is nested too deeply to process")
-                at_line(error, line)
-                raise error from None
-            at_line(exc, line)
-            raise
+            self.line_number = first + getattr(exc, "record_index", index)
+            replacement = _about_line(exc, self.line_number)
+            if replacement is None:
+                raise
+            raise replacement from None
         self.line_number = first + len(run) - 1
         return len(run)
 
@@ -221,13 +231,11 @@ class LineReader(MsgSpecReader):
         """Run one step of the current line; its errors name the line (too deep: one line)."""
         try:
             return step(*args)
-        except RecursionError:
-            error = InputError("the message is nested too deeply to process")
-            at_line(error, self.line_number)
-            raise error from None
         except Exception as exc:
-            at_line(exc, self.line_number)
-            raise
+            replacement = _about_line(exc, self.line_number)
+            if replacement is None:
+                raise
+            raise replacement from None
 
     def _dispatch_line(
         self,

@@ -189,6 +189,15 @@ class Run:
         """Add one encoded message to the table's open batch (see :meth:`add_many`)."""
         self.add_many(table, header, (message,))
 
+    def add_segments(
+        self,
+        table: Table,
+        segments: t.Iterable[tuple[bytes, t.Sequence[bytes]]],
+    ) -> None:
+        """Add messages by batch header, in order (what ``StitchImportSink.take_many`` gives)."""
+        for header, messages in segments:
+            self.add_many(table, header, messages)
+
     def add_many(self, table: Table, header: bytes, messages: t.Sequence[bytes]) -> None:
         """Add encoded messages, in order, to the table's open batch; cut it where a limit says.
 
@@ -222,7 +231,7 @@ class Run:
                     self._start_background()
                 self.records_read += 1
                 added += len(message)
-                if current.batch.count >= current.batch.max_messages:  # is_full
+                if current.batch.is_full:
                     self._send_locked(table)
         self._unchecked_bytes += added
         if self._unchecked_bytes >= self._ceiling_step:
@@ -254,9 +263,7 @@ class Run:
             return
         table.open = None
         batch = current.batch
-        self.sender.submit_built(
-            table.name, lambda: Request(table.name, batch.take_body(), len(batch), current.hold)
-        )
+        self.sender.submit(Request(table.name, batch.take_body(), len(batch), current.hold))
         self.messages_sent += len(batch)
 
     def _enforce_ceiling(self) -> None:

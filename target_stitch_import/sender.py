@@ -95,36 +95,16 @@ class Sender:
         Raises:
             BaseException: A delivery failed before or while waiting for a slot.
         """
-        self.reserve(request.table)
-        self._queue.put(request)
-
-    def submit_built(self, table: str, build: t.Callable[[], Request]) -> None:
-        """Like :meth:`submit`, building the request only once a slot is free.
-
-        While the reading thread waits for a slot, the body does not exist yet: memory
-        holds at most ``max_in_flight`` bodies besides the open batches.
-
-        Raises:
-            BaseException: A delivery failed before or while waiting for a slot.
-        """
-        self.reserve(table)
-        self._queue.put(build())
-
-    def reserve(self, table: str) -> None:
-        """Wait for an in-flight slot and count a body of ``table`` as outstanding.
-
-        Raises:
-            BaseException: A delivery failed before or while waiting for a slot.
-        """
         with self._changed:
             self._changed.wait_for(
                 lambda: self._failure is not None
                 or self._outstanding.total() < self._max_in_flight,
             )
             self.raise_if_failed()
-            self._outstanding[table] += 1
+            self._outstanding[request.table] += 1
             if len(self._workers) < self._max_in_flight:
                 self._start_worker()
+        self._queue.put(request)
 
     def wait(self, table: str | None = None) -> None:
         """Wait until every body submitted so far (for ``table``, or all) is acknowledged.

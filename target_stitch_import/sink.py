@@ -65,11 +65,9 @@ if t.TYPE_CHECKING:
     from target_stitch_import.tables import Table
 
 _KEY_TEXT_LIMIT = 200
-#: The delete marker of log-based taps: data (the row was deleted at that time), kept in
-#: records and schemas although the SDK counts it among its record metadata.
-DELETED_AT = "_sdc_deleted_at"
 #: The record metadata fields dropped from incoming records and schemas (add_record_metadata
-#: off), as the SDK drops them, except :data:`DELETED_AT`.
+#: off), as the SDK drops them, except ``_sdc_deleted_at``: the delete marker of log-based
+#: taps is data (the row was deleted at that time).
 _SDC_FIELDS = frozenset(
     {
         "_sdc_extracted_at", "_sdc_received_at", "_sdc_batched_at", "_sdc_sequence",
@@ -85,7 +83,6 @@ _DATELIKE_PARSERS: dict[str, t.Callable[[str], object]] = {
 }
 #: Records taken by the lean path between two updates of the SDK's counters.
 _COUNT_CHUNK = 10_000
-_NO_CONTEXT: dict[str, t.Any] = {}
 #: A JSON text shorter than this holds fewer than MAX_DATA_POINTS scalars (each takes at
 #: least one character and one separator).
 _POINTS_SURELY_BELOW_LIMIT = 2 * MAX_DATA_POINTS - 2
@@ -359,15 +356,14 @@ class StitchImportSink(BatchSink):
         self._sent_schema = schema
         validator.checker = checker
         self._headers.clear()
-        table = self._run.table(self.stream_name)
         for fix in applied:
-            table.precision[fix.path] = fix
+            self._table.precision[fix.path] = fix
             self._warn_precision(record, fix)
         return True
 
     def _warn_precision(self, record: dict[str, t.Any], fix: PrecisionFix) -> None:
         where = "/".join(str(part) for part in fix.path[1:-1]) or "the record"
-        if not self._run.table(self.stream_name).warn_once(f"precision: {where}"):
+        if not self._table.warn_once(f"precision: {where}"):
             return
         now = (
             f"multipleOf {fix.step} for it (still a decimal column in Stitch)"
@@ -400,7 +396,7 @@ class StitchImportSink(BatchSink):
 
     # Records
 
-    def take_many(  # noqa: C901, PLR0912 - the per-record loop, written out on purpose
+    def take_many(  # noqa: C901 - the per-record loop, written out on purpose
         self,
         run: t.Sequence[dict[str, t.Any]],
         indices: t.Iterable[int],
@@ -444,8 +440,7 @@ class StitchImportSink(BatchSink):
                     _, record, version = messages.record_message(message)
                 known = fields.issuperset(record)  # the schema has no _sdc_* metadata fields
                 if not known and not _SDC_FIELDS.isdisjoint(record):
-                    for name in _SDC_FIELDS:
-                        record.pop(name, None)
+                    self._remove_sdc_metadata_from_record(record)
                     known = fields.issuperset(record)
                 if validator is not None and not validator.checker.is_valid(record):
                     validator.validate(record)  # explains the failure (or relaxed mode fixes it)
@@ -549,7 +544,7 @@ class StitchImportSink(BatchSink):
                 warned.add(name)
 
     def count_records(self) -> None:
-        """Pass the records taken by :meth:`process_lean_many` to the SDK's tally and metric."""
+        """Pass the records taken by :meth:`take_many` to the SDK's tally and metric."""
         count, self._uncounted = self._uncounted, 0
         if count:
             self.tally_record_read(count)
@@ -574,7 +569,7 @@ class StitchImportSink(BatchSink):
             if kind is not int and (kind is not str or len(value) >= MAX_STRING_KEY_LENGTH):  # type: ignore[arg-type]
                 self._check_key(record, name)
         table = self._table
-        version = table.table_version if version is None else table.version_of(version)
+        version = table.version_of(version)
         sequence = table.sequence_for(record, time.time_ns())
         message = encode_upsert(sequence, record)
         # The encoded size and brackets bound the data points and the depth (the message

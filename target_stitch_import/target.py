@@ -203,8 +203,7 @@ class TargetStitchImport(Target):
         if failure is not None:
             raise failure
         for sink, segments in taken:
-            for header, messages_ in segments:
-                self.run.add_many(sink.table, header, messages_)
+            self.run.add_segments(sink.table, segments)
 
     def _process_one_by_one(self, run: list[dict[str, t.Any]]) -> None:
         """Take a run's RECORDs one at a time, in input order (some take the SDK's path)."""
@@ -222,8 +221,7 @@ class TargetStitchImport(Target):
         if not lean:
             self._process_sdk_record(message_dict)
             return
-        for header, messages_ in lean.take_many((message_dict,), (0,)):
-            self.run.add_many(lean.table, header, messages_)
+        self.run.add_segments(lean.table, lean.take_many((message_dict,), (0,)))
 
     def _lean_of(self, message: dict[str, t.Any]) -> StitchImportSink | t.Literal[False]:
         """The sink of the message's stream when it takes the lean path, else False."""

@@ -226,15 +226,20 @@ def test_over_https_a_trickling_answer_is_cut_and_keep_alive_works(tls: ssl.SSLC
         assert len(stub.requests("POST")) == 5
 
 
+def assert_cancel_aborts_the_stalled_post(stub: HttpStub, api: ImportApiClient) -> None:
+    """A push whose answer stalls ends within a second of ``cancel()``, as CancelledError."""
+    pushed = Pushed(api)
+    assert wait_for(lambda: len(stub.requests("POST")) == 1)
+    cancelled = time.monotonic()
+    api.cancel()
+    pushed.join(5)
+    assert pushed.ended - cancelled < 1
+    assert isinstance(pushed.error, CancelledError)
+
+
 def test_over_https_cancel_aborts_a_stalled_request(tls: ssl.SSLContext) -> None:
     with HttpStub(OK, stall, tls=tls) as stub, client(stub, timeout=30) as api:
-        pushed = Pushed(api)
-        assert wait_for(lambda: len(stub.requests("POST")) == 1)
-        cancelled = time.monotonic()
-        api.cancel()
-        pushed.join(5)
-        assert pushed.ended - cancelled < 1
-        assert isinstance(pushed.error, CancelledError)
+        assert_cancel_aborts_the_stalled_post(stub, api)
 
 
 def test_keep_alive_still_reuses_one_connection() -> None:
@@ -295,13 +300,7 @@ def test_cancel_ends_a_retry_after_wait_at_once() -> None:
 def test_cancel_aborts_a_stalled_request_at_once() -> None:
     with HttpStub(OK, stall) as stub:
         api = client(stub, timeout=30)
-        pushed = Pushed(api)
-        assert wait_for(lambda: len(stub.requests("POST")) == 1)
-        cancelled = time.monotonic()
-        api.cancel()
-        pushed.join(5)
-        assert pushed.ended - cancelled < 1
-        assert isinstance(pushed.error, CancelledError)
+        assert_cancel_aborts_the_stalled_post(stub, api)
         api.close()
 
 

@@ -95,19 +95,10 @@ class Batch:
         return self.count < self.max_messages and self.size + 1 + len(message) <= self.max_bytes
 
     def try_add(self, message: bytes) -> bool:
-        """Append ``message`` if it fits; return whether it did (:meth:`fits`, :meth:`add`)."""
-        if not self.count:
-            if self.size + len(message) > self.max_bytes:
-                return False
-            self.size += len(message)
-        else:  # the per-record case, written out
-            size = self.size + 1 + len(message)
-            if size > self.max_bytes or self.count >= self.max_messages:
-                return False
-            self.size = size
-            self._body += b","
-        self._body += message
-        self.count += 1
+        """Append ``message`` if it fits; return whether it did."""
+        if not self.fits(message):
+            return False
+        self.add(message)
         return True
 
     def add(self, message: bytes) -> None:

@@ -132,6 +132,21 @@ def _decimal_base(value: decimal.Decimal) -> int:
     return int(value)
 
 
+def quick_base(value: object) -> int | None:
+    """Return the base of the common bookmark values (aware ``datetime``, ``int``), else None.
+
+    None also for a value out of range: :func:`bookmark_base` says why.
+    """
+    kind = type(value)
+    if kind is dt.datetime and value.tzinfo is not None:  # type: ignore[attr-defined]
+        base = (value - _EPOCH) // _MICROSECOND  # type: ignore[operator]  # one C division
+    elif kind is int:
+        base = value
+    else:
+        return None
+    return base if 0 <= base <= _MAX_BASE else None  # type: ignore[operator]
+
+
 class Sequencer:
     """Issues the sequences of one stream, in read order. Not thread-safe.
 
@@ -182,21 +197,25 @@ class Sequencer:
         """
         if bookmark is None or self._time_only:
             return self.time_based(now_ns)
-        kind = type(bookmark)
-        if kind is dt.datetime and bookmark.tzinfo is not None:  # type: ignore[attr-defined]
-            # The common case (the sink parses date-times, aware): one C-level division.
-            base = (bookmark - _EPOCH) // _MICROSECOND  # type: ignore[operator]
-        elif kind is int:
-            base = bookmark
-        else:
-            base = -1
-        if not 0 <= base <= _MAX_BASE:
+        base = quick_base(bookmark)
+        if base is None:
             try:
                 base = bookmark_base(bookmark)
             except UnencodableError as exc:
                 if self.fallback_reason is None:
                     self.fallback_reason = str(exc)
                 return self.time_based(now_ns)
+        return self.of_base(base)
+
+    def of_base(self, base: int) -> int:
+        """Return the sequence of the next message, whose bookmark value has ``base``.
+
+        Args:
+            base: The value's :func:`bookmark_base` (or :func:`quick_base`).
+
+        Returns:
+            ``base * 1000 + tiebreak``.
+        """
         repeats = self._repeats
         if base not in repeats and base not in self._older:  # not seen recently: tiebreak 0
             repeats[base] = 0

@@ -20,11 +20,6 @@ from dataclasses import dataclass
 import jsonschema
 import referencing.exceptions
 from singer_sdk.exceptions import MissingKeyPropertiesError
-from singer_sdk.helpers._compat import (
-    date_fromisoformat,
-    datetime_fromisoformat,
-    time_fromisoformat,
-)
 from singer_sdk.helpers._typing import (
     get_datelike_property_type,
     handle_invalid_timestamp_in_record,
@@ -38,7 +33,7 @@ else:
     from typing_extensions import override
 
 from target_stitch_import import messages
-from target_stitch_import.batch import TableHeader, body_size, encode_upsert
+from target_stitch_import.batch import TableHeader, body_size
 from target_stitch_import.contract import (
     MAX_DATA_POINTS,
     MAX_RECORD_DEPTH,
@@ -47,6 +42,15 @@ from target_stitch_import.contract import (
 )
 from target_stitch_import.draft4 import Draft4Checker, compile_draft4, error_pointer
 from target_stitch_import.errors import RecordError, SchemaError, at_record
+from target_stitch_import.prepare import (
+    DATELIKE_PARSERS,
+    DECODER,
+    Preparer,
+    RecordSpec,
+    encode_data,
+    near_limits,
+    wrap_upsert,
+)
 from target_stitch_import.schema import (
     PrecisionFix,
     SchemaMode,
@@ -56,6 +60,7 @@ from target_stitch_import.schema import (
     describe_notes,
     precision_fixes,
 )
+from target_stitch_import.sequence import SequenceSource
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
@@ -76,19 +81,8 @@ _SDC_FIELDS = frozenset(
 )  # fmt: skip
 #: Rounds of ``multipleOf`` fixes tried on one record (a fix can uncover another failure).
 _PRECISION_ROUNDS = 3
-_DATELIKE_PARSERS: dict[str, t.Callable[[str], object]] = {
-    "date-time": datetime_fromisoformat,
-    "date": date_fromisoformat,
-    "time": time_fromisoformat,
-}
 #: Records taken by the lean path between two updates of the SDK's counters.
 _COUNT_CHUNK = 10_000
-#: A JSON text shorter than this holds fewer than MAX_DATA_POINTS scalars (each takes at
-#: least one character and one separator).
-_POINTS_SURELY_BELOW_LIMIT = 2 * MAX_DATA_POINTS - 2
-#: A message this short nests its record at most MAX_RECORD_DEPTH deep (every level
-#: takes an opening and a closing bracket).
-_DEPTH_SURELY_BELOW_LIMIT = 2 * (MAX_RECORD_DEPTH + 1)
 
 
 def describe_key(record: t.Mapping[str, t.Any], key_names: t.Sequence[str]) -> str:
@@ -129,7 +123,7 @@ class _RecordPlan:
         for name, subschema in properties.items():
             kind = get_datelike_property_type(subschema)
             if kind:
-                datelike.append((name, _DATELIKE_PARSERS[kind], kind))
+                datelike.append((name, DATELIKE_PARSERS[kind], kind))
         return cls(
             fields=frozenset(properties),
             warn_unknown=not schema.get("additionalProperties", False),
@@ -255,6 +249,7 @@ class StitchImportSink(BatchSink):
         self._table = self._run.table(stream_name)
         self._headers: dict[int | None, bytes] = {}
         self._plan: _RecordPlan | None = None
+        self._preparer: Preparer | None = None
         self._treatment = self.datetime_error_treatment
         self._keys = tuple(self.key_properties)
         self._max_bytes = self._settings.max_batch_bytes
@@ -356,6 +351,7 @@ class StitchImportSink(BatchSink):
         self._sent_schema = schema
         validator.checker = checker
         self._headers.clear()
+        self._preparer = None
         for fix in applied:
             self._table.precision[fix.path] = fix
             self._warn_precision(record, fix)
@@ -396,7 +392,7 @@ class StitchImportSink(BatchSink):
 
     # Records
 
-    def take_many(  # noqa: C901 - the per-record loop, written out on purpose
+    def take_many(
         self,
         run: t.Sequence[dict[str, t.Any]],
         indices: t.Iterable[int],
@@ -405,14 +401,13 @@ class StitchImportSink(BatchSink):
 
         For a stream whose map is the SDK's pass-through (no stream map, no flattening, no
         record metadata) the target calls this instead of the SDK's record path, with a run
-        of consecutive RECORD messages and the indices of this stream's ones, in order. It
-        does what the SDK's path does, in the same order and with the same results (the
-        bodies are byte-identical): check the message's shape, drop the ``_sdc_*``
-        metadata fields, validate, parse the top-level date/time fields (the same parsers,
-        the same ``datetime_error_treatment``), warn once per field without a schema, check
-        the key properties, then :meth:`upsert`. It skips the record copy, the identity
-        transform, the per-record sink lookup, the schema walk per field and record, and
-        counts records for the SDK in chunks. The caller adds the messages to the run.
+        of consecutive RECORD messages and the indices of this stream's ones, in order. A
+        record with nothing unusual is prepared in one pass (:mod:`target_stitch_import.prepare`);
+        any other takes the SDK's steps (:meth:`_take_fully`). Either way the result is what
+        the SDK's path gives (the bodies are byte-identical), without the record copy, the
+        identity transform, the per-record sink lookup and the schema walk per field and
+        record; records are counted for the SDK in chunks. The caller adds the messages to
+        the run.
 
         Returns:
             The messages by batch header, in order (a new header starts a new segment).
@@ -421,12 +416,8 @@ class StitchImportSink(BatchSink):
             Exception: What a record's steps raise, noted with the record's index in ``run``
                 (:func:`at_record`).
         """
-        validator = t.cast("Draft4RecordValidator | None", self._validator)
-        plan = self._plan or self._plan_of(self.schema)
-        fields, warn_unknown, datelike = plan.fields, plan.warn_unknown, plan.datelike
-        treatment = self._treatment
-        keys = self._keys
-        upsert = self.upsert
+        prepare = (self._preparer or self._new_preparer()).prepare
+        take_fully = self._take_fully
         segments: list[tuple[bytes, list[bytes]]] = []
         header = b""
         pending: list[bytes] = []
@@ -434,37 +425,116 @@ class StitchImportSink(BatchSink):
         try:
             for index in indices:
                 message = run[index]
-                record = message.get("record")
-                version = message.get("version")
-                if type(record) is not dict or version is not None:
-                    _, record, version = messages.record_message(message)
-                known = fields.issuperset(record)  # the schema has no _sdc_* metadata fields
-                if not known and not _SDC_FIELDS.isdisjoint(record):
-                    self._remove_sdc_metadata_from_record(record)
-                    known = fields.issuperset(record)
-                if validator is not None and not validator.checker.is_valid(record):
-                    validator.validate(record)  # explains the failure (or relaxed mode fixes it)
-                if warn_unknown and not known:
-                    self._warn_unknown_fields(record, plan)
-                if datelike:
-                    self._parse_datelike(record, datelike, treatment)
-                for name in keys:
-                    if name not in record:
-                        if validator is not None:
-                            validator.validate(record)  # names the key, as the SDK path does
-                        self._singer_validate_message(record)  # the SDK's own error
-                record_header, data = upsert(record, version)
+                prepared = prepare(message)
+                if prepared is None:
+                    record_header, data = take_fully(message)
+                else:
+                    record, data, base, version = prepared
+                    if near_limits(data):
+                        self._check_shape(record)
+                    record_header, data = self._finish(
+                        data, self._table.sequence_of(base, time.time_ns()), version, record
+                    )
                 if record_header is not header:
                     header, pending = record_header, []
                     segments.append((header, pending))
                 pending.append(data)
-                self._uncounted += 1
+            self._uncounted += sum(len(messages) for _, messages in segments)
         except Exception as exc:
             at_record(exc, index)
             raise
         if self._uncounted >= _COUNT_CHUNK:
             self.count_records()
         return segments
+
+    def take_prepared(
+        self,
+        items: t.Sequence[t.Sequence[t.Any]],
+        indices: t.Iterable[int],
+        lines: t.Sequence[bytes | str],
+    ) -> list[tuple[bytes, list[bytes]]]:
+        """Turn records prepared by a record worker into upsert messages (see :meth:`take_many`).
+
+        ``items[i]`` is ``(stream index, data, base, version)`` as the worker gave it for
+        input line ``lines[i]``; ``indices`` are this stream's, in order. A message too large
+        for any body stops the run (the line is decoded again to name the record).
+        """
+        table = self._table
+        finish = self._finish
+        segments: list[tuple[bytes, list[bytes]]] = []
+        header = b""
+        pending: list[bytes] = []
+        index = -1
+        try:
+            for index in indices:
+                _, data, base, version = items[index]
+                record_header, data = finish(
+                    data, table.sequence_of(base, time.time_ns()), version, lines[index]
+                )
+                if record_header is not header:
+                    header, pending = record_header, []
+                    segments.append((header, pending))
+                pending.append(data)
+            self._uncounted += sum(len(messages) for _, messages in segments)
+        except Exception as exc:
+            at_record(exc, index)
+            raise
+        if self._uncounted >= _COUNT_CHUNK:
+            self.count_records()
+        return segments
+
+    def _new_preparer(self) -> Preparer:
+        """The preparer of the current schema and validator (rebuilt when either changes)."""
+        validator = t.cast("Draft4RecordValidator | None", self._validator)
+        self._preparer = Preparer(
+            self.record_spec(), validator.checker if validator is not None else None
+        )
+        return self._preparer
+
+    def record_spec(self) -> RecordSpec:
+        """What preparing this stream's records needs (:mod:`target_stitch_import.prepare`)."""
+        plan = self._plan or self._plan_of(self.schema)
+        names = self._table.bookmark_names
+        return RecordSpec(
+            stream=self.stream_name,
+            schema=self.sent_schema if self._validator is not None else None,
+            fields=tuple(sorted(plan.fields)),
+            datelike=tuple((name, kind) for name, _, kind in plan.datelike),
+            keys=self._keys,
+            bookmark=(
+                names[0]
+                if names and self._settings.sequence_source is not SequenceSource.TIME
+                else None
+            ),
+        )
+
+    def _take_fully(self, message: dict[str, t.Any]) -> tuple[bytes, bytes]:
+        """A RECORD the preparer did not take: every step of the SDK's path, as it does them.
+
+        Check the message's shape, drop the ``_sdc_*`` metadata fields, validate (relaxed
+        mode may fix precision), parse the top-level date/time fields (the same parsers, the
+        same ``datetime_error_treatment``), warn once per field without a schema, check the
+        key properties, then :meth:`upsert`.
+        """
+        validator = t.cast("Draft4RecordValidator | None", self._validator)
+        plan = self._plan or self._plan_of(self.schema)
+        _, record, version = messages.record_message(message)
+        known = plan.fields.issuperset(record)  # the schema has no _sdc_* metadata fields
+        if not known and not _SDC_FIELDS.isdisjoint(record):
+            self._remove_sdc_metadata_from_record(record)
+            known = plan.fields.issuperset(record)
+        if validator is not None and not validator.checker.is_valid(record):
+            validator.validate(record)  # explains the failure (or relaxed mode fixes it)
+        if plan.warn_unknown and not known:
+            self._warn_unknown_fields(record, plan)
+        if plan.datelike:
+            self._parse_datelike(record, plan.datelike, self._treatment)
+        for name in self._keys:
+            if name not in record:
+                if validator is not None:
+                    validator.validate(record)  # names the key, as the SDK path does
+                self._singer_validate_message(record)  # the SDK's own error
+        return self.upsert(record, version)
 
     def _plan_of(self, schema: dict[str, t.Any]) -> _RecordPlan:
         """The record plan of ``schema`` (kept when it is the sink's schema)."""
@@ -557,32 +627,41 @@ class StitchImportSink(BatchSink):
         self._run.add(self._table, header, message)
 
     def upsert(self, record: dict[str, t.Any], version: int | None) -> tuple[bytes, bytes]:
-        """Return a checked record's batch header and upsert message (both paths come here).
+        """Return a checked record's batch header and upsert message (the full steps).
 
         Checks the key values, the shape near the limits and the size; gives the record
-        its table version and sequence. The hottest code of the target: names it needs
-        per record are looked up once, in ``__init__``.
+        its table version and sequence.
         """
         for name in self._keys:
             value = record.get(name)
             kind = type(value)
             if kind is not int and (kind is not str or len(value) >= MAX_STRING_KEY_LENGTH):  # type: ignore[arg-type]
                 self._check_key(record, name)
-        table = self._table
-        version = table.version_of(version)
-        sequence = table.sequence_for(record, time.time_ns())
-        message = encode_upsert(sequence, record)
-        # The encoded size and brackets bound the data points and the depth (the message
-        # adds one object around the record): only a record near a limit gets the exact
-        # (slower) walk. A depth above the limit needs more brackets than short text has.
-        size = len(message)
-        if size >= _POINTS_SURELY_BELOW_LIMIT or (
-            size > _DEPTH_SURELY_BELOW_LIMIT
-            and message.count(b"{") + message.count(b"[") > MAX_RECORD_DEPTH + 1
-        ):
+        data = encode_data(record)
+        if near_limits(data):
             self._check_shape(record)
+        return self._finish(
+            data, self._table.sequence_for(record, time.time_ns()), version, record
+        )
+
+    def _finish(
+        self,
+        data: bytes,
+        sequence: int,
+        version: int | None,
+        record: dict[str, t.Any] | bytes | str,
+    ) -> tuple[bytes, bytes]:
+        """Return the batch header and upsert message of checked, encoded ``data``.
+
+        ``record`` names the record if its message is too large for any body (the record,
+        or its input line).
+        """
+        version = self._table.version_of(version)
+        message = wrap_upsert(sequence, data)
         header = self._headers.get(version) or self._header(version)
         if len(header) + len(message) + 2 > self._max_bytes:
+            if not isinstance(record, dict):
+                _, record, _ = messages.record_message(DECODER.decode(record))
             self._too_large(record, body_size(header, message))
         return header, message
 

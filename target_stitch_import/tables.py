@@ -78,6 +78,23 @@ class Table:
             sequence = sequencer.next(bookmark, now_ns)
         else:
             sequence = sequencer.time_based(now_ns)
+        if sequencer.fallback_reason is not None or sequencer.saturated:
+            self._warn_sequencer()
+        return sequence
+
+    def sequence_of(self, base: int | None, now_ns: int) -> int:
+        """Return the sequence of the next record, a prepared one (``base`` None: time-based)."""
+        sequencer = self.sequencer
+        if base is None:
+            return sequencer.time_based(now_ns)
+        sequence = sequencer.of_base(base)
+        if sequencer.saturated:
+            self._warn_sequencer()
+        return sequence
+
+    def _warn_sequencer(self) -> None:
+        """Warn once per cause when sequences stop following the bookmark exactly."""
+        sequencer = self.sequencer
         if sequencer.fallback_reason is not None and self.warn_once("fallback"):
             self.logger.warning(
                 "Stream '%s': bookmark '%s' value cannot order sequences (%s); records "
@@ -93,7 +110,6 @@ class Table:
                 self.name,
                 self.bookmark_names[0],
             )
-        return sequence
 
     def _note_absent_bookmark(self) -> None:
         """Say once that the bookmark is not a record field (log-based taps: ``lsn``)."""

@@ -88,18 +88,26 @@ class Batch:
         """Return the number of messages."""
         return self.count
 
-    def fits(self, message: bytes) -> bool:
-        """Tell whether ``message`` can join without breaking a limit."""
-        if not self.count:
-            return self.size + len(message) <= self.max_bytes
-        return self.count < self.max_messages and self.size + 1 + len(message) <= self.max_bytes
-
-    def try_add(self, message: bytes) -> bool:
-        """Append ``message`` if it fits; return whether it did."""
-        if not self.fits(message):
-            return False
-        self.add(message)
-        return True
+    def extend(self, messages: t.Sequence[bytes], start: int = 0) -> int:
+        """Append ``messages[start:]`` while they fit; return the index of the first left out."""
+        count, size, limit = self.count, self.size, self.max_bytes
+        room = self.max_messages - count
+        end, total = start, min(len(messages), start + room)
+        separator = 1 if count else 0
+        while end < total:
+            grown = size + len(messages[end]) + separator
+            if grown > limit:
+                break
+            size, separator = grown, 1
+            end += 1
+        if end > start:
+            body = self._body
+            if count:
+                body += b","
+            body += b",".join(messages[start:end])
+            self.size = size
+            self.count = count + end - start
+        return end
 
     def add(self, message: bytes) -> None:
         """Append a message (the caller checked ``fits``)."""

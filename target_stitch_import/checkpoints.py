@@ -37,14 +37,23 @@ class StateLedger:
         self._closed = False
         self.emitted = 0
 
+    @property
+    def position(self) -> int:
+        """The position of the last record read (0 before the first)."""
+        return self._position
+
     def next_position(self) -> int:
-        """Return the position of the record just read (1, 2, ...).
+        """Count one more record read; return its position (1, 2, ...)."""
+        self._position += 1
+        return self._position
+
+    def advance(self, records: int) -> None:
+        """Count ``records`` more records read (their positions follow the last one).
 
         Called by the reading thread only (the one thread that writes ``_position``); the
         other threads never read it, so no lock is needed on this per-record path.
         """
-        self._position += 1
-        return self._position
+        self._position += records
 
     def hold(self, position: int) -> int:
         """Open a hold on ``position``; return its id for :meth:`release`."""

@@ -21,16 +21,20 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import select
 import sys
 import typing as t
 
 import msgspec
 from singer_sdk.contrib.msgspec import MsgSpecReader
-from singer_sdk.contrib.msgspec import decoder as _singer_decoder
 from singer_sdk.singerlib.encoding.base import SingerMessageType
 
 from target_stitch_import.errors import DeliveryError, InputError, StoppedError
 from target_stitch_import.messages import json_kind
+from target_stitch_import.prepare import DECODER
+
+if t.TYPE_CHECKING:
+    from target_stitch_import.workers import RecordWorkers, Result, Ticket
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -43,6 +47,25 @@ _TYPE_TEXT_LIMIT = 40
 #: Bytes asked of the input per read (a read returns what is there, at most this much).
 _READ_SIZE = 1 << 16
 _T = t.TypeVar("_T")
+#: A read with fewer lines is taken in the reading process (not worth a worker's round trip).
+_PREPARE_MIN_LINES = 64
+
+
+def _more_input(source: object) -> t.Callable[[], bool]:
+    """A check whether the next read of ``source`` returns at once (input is waiting)."""
+    try:
+        fd = source.fileno()  # type: ignore[attr-defined]
+        select.select([fd], [], [], 0)
+    except (AttributeError, OSError, ValueError):  # an in-memory source: always there
+        return lambda: True
+
+    def more() -> bool:
+        try:
+            return bool(select.select([fd], [], [], 0)[0])
+        except (OSError, ValueError):
+            return False
+
+    return more
 
 
 def _chunks(read: t.Callable[[int], bytes]) -> t.Iterator[list[bytes]]:
@@ -79,7 +102,7 @@ def decode_json(data: bytes | str) -> object:
         InputError: The text is not JSON or not UTF-8 (the message says where, not what).
     """
     try:
-        return _singer_decoder.decode(data)
+        return DECODER.decode(data)
     except msgspec.DecodeError as exc:
         msg = f"not valid JSON ({exc})"
         raise InputError(msg) from None
@@ -120,6 +143,7 @@ class LineReader(MsgSpecReader):
         self,
         on_error: t.Callable[[], object] | None = None,
         on_records: t.Callable[[list[dict[str, t.Any]]], object] | None = None,
+        on_prepared: t.Callable[[list[Result], list[bytes]], object] | None = None,
     ) -> None:
         """Create a reader at line 0.
 
@@ -129,10 +153,16 @@ class LineReader(MsgSpecReader):
             on_records: Takes a run of consecutive RECORD messages, in order (else each
                 goes to the RECORD callback). An error it raises names the record it is
                 about with :func:`~target_stitch_import.errors.at_record`.
+            on_prepared: Takes a run of consecutive lines a record worker (:attr:`workers`)
+                prepared: the results and the lines, in order (errors as for
+                ``on_records``).
         """
         super().__init__()
         self._on_error = on_error
         self._on_records = on_records
+        self._on_prepared = on_prepared
+        #: Record workers that prepare whole reads of lines (used with ``on_prepared``).
+        self.workers: RecordWorkers | None = None
         #: The number of the line being processed (1-based; 0 before the first).
         self.line_number = 0
         self._skipped_types: set[str] = set()
@@ -160,34 +190,125 @@ class LineReader(MsgSpecReader):
         read = getattr(source, "read1", None)
         chunks = _chunks(read) if read is not None else self._single_lines(source)
         counts: collections.Counter[str] = collections.Counter()
-        on_record = callbacks.get("RECORD")
-        decode = _singer_decoder.decode
         records = 0
-        for chunk in chunks:
-            run: list[dict[str, t.Any]] = []
-            for line in chunk:
-                # The common case first: a RECORD line, decoded once, joins the run.
-                try:
-                    message = decode(line)
-                except (msgspec.DecodeError, RecursionError):
-                    message = None  # the careful path below says what is wrong
-                if type(message) is dict and message.get("type") == "RECORD" and on_record:
-                    run.append(message)
-                    continue
-                if run:
-                    records += self._take_run(run, t.cast("t.Callable[[dict], None]", on_record))
-                    run = []
-                self.line_number += 1
-                if message is None and not line.strip():
-                    continue
-                self._current_message = line  # type: ignore[assignment]
-                kind = self._take(self._dispatch_line, line, message, callbacks)
-                if kind is not None:
-                    counts[kind] += 1
-            if run:
-                records += self._take_run(run, t.cast("t.Callable[[dict], None]", on_record))
+        for chunk, ticket, results in self._with_results(chunks, source):
+            if ticket is None or results is None:
+                records += self._read_lines(chunk, callbacks, counts)
+            else:
+                records += self._read_prepared(chunk, ticket, results, callbacks, counts)
         counts["RECORD"] += records
         return counts
+
+    def _read_lines(
+        self,
+        lines: list[bytes | str],
+        callbacks: dict[str, t.Callable[[dict], None]],
+        counts: collections.Counter[str],
+    ) -> int:
+        """Take lines in order; return how many were RECORDs (counted by the caller)."""
+        on_record = callbacks.get("RECORD")
+        take_records = self._on_records or (lambda run: [on_record(m) for m in run])  # type: ignore[misc]
+        decode = DECODER.decode
+        records = 0
+        run: list[dict[str, t.Any]] = []
+        for line in lines:
+            # The common case first: a RECORD line, decoded once, joins the run.
+            try:
+                message = decode(line)
+            except (msgspec.DecodeError, RecursionError):
+                message = None  # the careful path below says what is wrong
+            if type(message) is dict and message.get("type") == "RECORD" and on_record:
+                run.append(message)
+                continue
+            if run:
+                records += self._take_run(take_records, run)
+                run = []
+            self.line_number += 1
+            if message is None and not line.strip():
+                continue
+            self._current_message = line  # type: ignore[assignment]
+            kind = self._take(self._dispatch_line, line, message, callbacks)
+            if kind is not None:
+                counts[kind] += 1
+        if run:
+            records += self._take_run(take_records, run)
+        return records
+
+    def _read_prepared(
+        self,
+        chunk: list[bytes | str],
+        ticket: Ticket,
+        results: list[Result],
+        callbacks: dict[str, t.Callable[[dict], None]],
+        counts: collections.Counter[str],
+    ) -> int:
+        """Take a read a worker prepared: stretches of prepared RECORDs, the rest line by line.
+
+        Once a line taken here changed the streams (a SCHEMA), the rest of the read is
+        taken line by line too: it was prepared for the streams as they were.
+        """
+        on_prepared = t.cast("t.Callable[..., object]", self._on_prepared)
+        workers = t.cast("RecordWorkers", self.workers)
+        records = 0
+        position, end = 0, len(chunk)
+        while position < end:
+            try:
+                stop = results.index(None, position)
+            except ValueError:
+                stop = end
+            if stop > position:
+                records += self._take_run(on_prepared, results[position:stop], chunk[position:stop])
+                position = stop
+                continue
+            stop = next((i for i in range(position + 1, end) if results[i] is not None), end)
+            records += self._read_lines(chunk[position:stop], callbacks, counts)
+            position = stop
+            if not workers.is_current(ticket):
+                records += self._read_lines(chunk[position:], callbacks, counts)
+                break
+        return records
+
+    def _with_results(
+        self,
+        chunks: t.Iterable[list[bytes | str]],
+        source: object,
+    ) -> t.Iterator[tuple[list[bytes | str], Ticket | None, list[Result] | None]]:
+        """Each read with the results of the workers it was handed to (or None), in order.
+
+        Up to ``workers.depth`` reads are out at once while more input is there; before
+        the reader would wait for input, every read handed out is taken, so a line is never
+        held back waiting for the lines after it.
+        """
+        workers = self.workers
+        if workers is None or self._on_prepared is None or not workers.enabled:
+            for chunk in chunks:
+                yield chunk, None, None
+            return
+        pending: collections.deque[tuple[list[bytes | str], Ticket | None]] = collections.deque()
+        more = _more_input(source)
+        for chunk in chunks:
+            ticket = None
+            if len(chunk) >= _PREPARE_MIN_LINES and type(chunk[0]) is bytes:
+                ticket = workers.submit(t.cast("list[bytes]", chunk))
+            pending.append((chunk, ticket))
+            while pending and (
+                pending[0][1] is None or len(pending) > workers.depth or not more()
+            ):
+                yield self._taken(pending.popleft())
+        while pending:
+            yield self._taken(pending.popleft())
+
+    def _taken(
+        self,
+        entry: tuple[list[bytes | str], Ticket | None],
+    ) -> tuple[list[bytes | str], Ticket | None, list[Result] | None]:
+        chunk, ticket = entry
+        if ticket is None:
+            return chunk, None, None
+        results = t.cast("RecordWorkers", self.workers).result(ticket)
+        if results is None or len(results) != len(chunk):
+            return chunk, None, None
+        return chunk, ticket, results
 
     def _single_lines(self, source: t.Iterable[bytes | str]) -> t.Iterator[list[bytes | str]]:
         """The input one line at a time (a source that cannot read what is there)."""
@@ -203,23 +324,13 @@ class LineReader(MsgSpecReader):
                 raise error from None
             yield [line]
 
-    def _take_run(
-        self,
-        run: list[dict[str, t.Any]],
-        on_record: t.Callable[[dict], None],
-    ) -> int:
-        """Pass consecutive RECORD messages on; their errors name the record's line."""
+    def _take_run(self, take: t.Callable[..., object], run: list[t.Any], *args: t.Any) -> int:  # noqa: ANN401
+        """Pass consecutive RECORDs on (``take(run, *args)``); errors name the record's line."""
         first = self.line_number + 1
-        on_records = self._on_records
-        index = 0
         try:
-            if on_records is not None:
-                on_records(run)
-            else:
-                for index, message in enumerate(run):  # noqa: B007 - read by the handler
-                    on_record(message)
+            take(run, *args)
         except Exception as exc:
-            self.line_number = first + getattr(exc, "record_index", index)
+            self.line_number = first + getattr(exc, "record_index", 0)
             replacement = _about_line(exc, self.line_number)
             if replacement is None:
                 raise

@@ -28,6 +28,7 @@ from target_stitch_import.errors import ConfigError
 from target_stitch_import.sender import Deliver, Request, Sender, TableStats
 from target_stitch_import.sequence import Sequencer
 from target_stitch_import.tables import OpenBatch, Table
+from target_stitch_import.workers import RecordWorkers
 
 if t.TYPE_CHECKING:
     import logging
@@ -114,6 +115,8 @@ class Run:
             on_failure=on_failure,
         )
         self._tables: dict[str, Table] = {}
+        #: The record worker processes (they start with the first large read).
+        self.workers = RecordWorkers(settings.record_workers, logger)
         self._tables_lock = threading.Lock()
         self._ticker: threading.Thread | None = None
         self._unchecked_bytes = 0
@@ -211,28 +214,32 @@ class Run:
         """
         self.sender.raise_if_failed()
         ledger = self.ledger
-        added = 0
+        total = len(messages)
+        start = 0
         with table.lock:
-            for message in messages:
-                position = ledger.next_position()
+            while start < total:
                 current = table.open
-                if current is None or not (
-                    (current.batch.header is header or current.batch.header == header)
-                    and current.batch.try_add(message)
+                end = start
+                if current is not None and (
+                    current.batch.header is header or current.batch.header == header
                 ):
+                    end = current.batch.extend(messages, start)
+                if end == start:  # another header, or the next message does not fit
                     if current is not None:
                         self._send_locked(table)
                     settings = self.settings
                     batch = Batch(header, settings.max_batch_bytes, settings.batch_size_rows)
-                    batch.add(message)  # alone it fits: the sink checked the body size
+                    end = batch.extend(messages, start)  # at least one: the sink checked its size
                     current = table.open = OpenBatch(
-                        batch, ledger.hold(position), time.monotonic()
+                        batch, ledger.hold(ledger.position + 1), time.monotonic()
                     )
                     self._start_background()
-                self.records_read += 1
-                added += len(message)
+                ledger.advance(end - start)
+                self.records_read += end - start
+                start = end
                 if current.batch.is_full:
                     self._send_locked(table)
+        added = sum(map(len, messages))
         self._unchecked_bytes += added
         if self._unchecked_bytes >= self._ceiling_step:
             self._unchecked_bytes = 0
@@ -357,6 +364,7 @@ class Run:
     def stop(self) -> None:
         """Stop background work: the age flush, the workers, the connection pool."""
         self.stopping.set()
+        self.workers.close()
         self.sender.close()
         if self.client is not None:
             self.client.close()

@@ -460,7 +460,9 @@ class StitchImportSink(BatchSink):
         for any body stops the run (the line is decoded again to name the record).
         """
         table = self._table
-        finish = self._finish
+        of_base = table.sequencer.of_base
+        headers = self._headers
+        room = self._max_bytes - len(b"]}")
         segments: list[tuple[bytes, list[bytes]]] = []
         header = b""
         pending: list[bytes] = []
@@ -468,13 +470,19 @@ class StitchImportSink(BatchSink):
         try:
             for index in indices:
                 _, data, base, version = items[index]
-                record_header, data = finish(
-                    data, table.sequence_of(base, time.time_ns()), version, lines[index]
-                )
+                version = table.version_of(version)
+                if base is None or table.sequencer.saturated:
+                    sequence = table.sequence_of(base, time.time_ns())
+                else:
+                    sequence = of_base(base)
+                message = wrap_upsert(sequence, data)
+                record_header = headers.get(version) or self._header(version)
+                if len(record_header) + len(message) > room:
+                    self._too_large(lines[index], body_size(record_header, message))
                 if record_header is not header:
                     header, pending = record_header, []
                     segments.append((header, pending))
-                pending.append(data)
+                pending.append(message)
             self._uncounted += sum(len(messages) for _, messages in segments)
         except Exception as exc:
             at_record(exc, index)
@@ -649,23 +657,20 @@ class StitchImportSink(BatchSink):
         data: bytes,
         sequence: int,
         version: int | None,
-        record: dict[str, t.Any] | bytes | str,
+        record: dict[str, t.Any],
     ) -> tuple[bytes, bytes]:
-        """Return the batch header and upsert message of checked, encoded ``data``.
-
-        ``record`` names the record if its message is too large for any body (the record,
-        or its input line).
-        """
+        """Return the batch header and upsert message of checked, encoded ``data``."""
         version = self._table.version_of(version)
         message = wrap_upsert(sequence, data)
         header = self._headers.get(version) or self._header(version)
         if len(header) + len(message) + 2 > self._max_bytes:
-            if not isinstance(record, dict):
-                _, record, _ = messages.record_message(DECODER.decode(record))
             self._too_large(record, body_size(header, message))
         return header, message
 
-    def _too_large(self, record: dict[str, t.Any], needed: int) -> t.NoReturn:
+    def _too_large(self, record: dict[str, t.Any] | bytes | str, needed: int) -> t.NoReturn:
+        """Stop the run: the record (or its input line) needs a body above the limit."""
+        if not isinstance(record, dict):
+            _, record, _ = messages.record_message(DECODER.decode(record))
         msg = (
             f"stream '{self.stream_name}': record {describe_key(record, self._keys)} "
             f"needs a {needed:,}-byte request body, above "

@@ -41,6 +41,7 @@ from target_stitch_import.errors import (
     StoppedError,
     at_record,
 )
+from target_stitch_import.prepare import DECODER
 from target_stitch_import.reader import LineReader, at_line, decode_json
 from target_stitch_import.run import Run
 from target_stitch_import.schema import SchemaProblemError, check_nesting
@@ -50,6 +51,8 @@ from target_stitch_import.sink import StitchImportSink
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
     from types import FrameType
+
+    from target_stitch_import.workers import Result
 
 _STATE_ENCODER = msgspec.json.Encoder(decimal_format="number")
 #: Signal a sender thread uses to wake the reading thread when a delivery failed.
@@ -77,12 +80,17 @@ class TargetStitchImport(Target):
         """Create the target and its run (settings, ledger, sender)."""
         kwargs.setdefault(
             "message_reader",
-            LineReader(on_error=self.abort, on_records=self._process_record_messages),
+            LineReader(
+                on_error=self.abort,
+                on_records=self._process_record_messages,
+                on_prepared=self._process_prepared,
+            ),
         )
         super().__init__(*args, **kwargs)
         self._reader: LineReader = self.message_reader  # type: ignore[assignment]
         self.settings = Settings.from_config(self.config)
         self.run = Run(self.settings, self.logger, self._write_state_line, self._wake_reader)
+        self._reader.workers = self.run.workers
         #: Per stream: its sink when its RECORDs take the lean path, else False.
         self._lean_sinks: dict[str, StitchImportSink | t.Literal[False]] = {}
         #: The reading (main) thread's id when a failed delivery can wake it, else None.
@@ -167,6 +175,19 @@ class TargetStitchImport(Target):
         for stream_map in self.mapper.stream_maps[message.stream]:
             self.run.table(stream_map.stream_alias).bookmark_names = message.bookmark_properties
         self._lean_sinks.pop(message.stream, None)  # the sink or the maps may have changed
+        if self.run.workers.enabled:
+            self._update_specs()
+
+    def _update_specs(self) -> None:
+        """Tell the record workers which streams they may prepare, and how (after a SCHEMA)."""
+        specs = []
+        for stream in self.mapper.stream_maps:
+            lean = self._lean_sinks.get(stream)
+            if lean is None:
+                lean = self._lean_sink(stream)
+            if lean:
+                specs.append(lean.record_spec())
+        self.run.workers.set_specs(specs)
 
     def _process_record_messages(self, run: list[dict[str, t.Any]]) -> None:
         """Take consecutive RECORD messages; pass-through streams' in one loop per stream.
@@ -188,13 +209,53 @@ class TargetStitchImport(Target):
                     return
                 group = groups[stream] = []
             group.append(index)
+        self._take_groups(
+            [(t.cast("StitchImportSink", self._lean_sinks[s]), g) for s, g in groups.items()],
+            len(run),
+            lambda sink, indices: sink.take_many(run, indices),
+        )
+
+    def _process_prepared(self, items: list[Result], lines: list[bytes]) -> None:
+        """Take consecutive RECORDs a record worker prepared, as :meth:`_process_record_messages`.
+
+        Each item is ``(stream index, data, base, version)`` for the line at its index.
+        """
+        groups: dict[int, list[int]] = {}
+        for index, item in enumerate(items):
+            group = groups.get(item[0])  # type: ignore[index]
+            if group is None:
+                group = groups[item[0]] = []  # type: ignore[index]
+            group.append(index)
+        workers = self.run.workers
+        sinks = []
+        for number, indices in groups.items():
+            stream = workers.stream(number)
+            lean = self._lean_sinks.get(stream)
+            if lean is None:
+                lean = self._lean_sink(stream)
+            if not lean:  # cannot happen while the specs are current; taken fully then
+                self._process_record_messages([DECODER.decode(line) for line in lines])
+                return
+            sinks.append((lean, indices))
+        self._take_groups(
+            sinks,
+            len(items),
+            lambda sink, indices: sink.take_prepared(items, indices, lines),
+        )
+
+    def _take_groups(
+        self,
+        groups: list[tuple[StitchImportSink, list[int]]],
+        size: int,
+        take: t.Callable[[StitchImportSink, t.Iterable[int]], list[tuple[bytes, list[bytes]]]],
+    ) -> None:
+        """Turn each stream's records of a run into messages; add them once all are good."""
         taken: list[tuple[StitchImportSink, list[tuple[bytes, list[bytes]]]]] = []
         failure: Exception | None = None
-        limit = len(run)
-        for stream, indices in groups.items():
-            sink = t.cast("StitchImportSink", self._lean_sinks[stream])
+        limit = size
+        for sink, indices in groups:
             try:
-                taken.append((sink, sink.take_many(run, (i for i in indices if i < limit))))
+                taken.append((sink, take(sink, (i for i in indices if i < limit))))
             except (StoppedError, DeliveryError):
                 raise
             except Exception as exc:  # noqa: BLE001 - kept, raised once every stream is seen

@@ -74,10 +74,10 @@ def test_size_is_exact_and_limits_hold() -> None:
     bodies: list[bytes] = []
     batch = Batch(head, limit, 7)
     for message in messages:
-        if not batch.fits(message):
+        if not batch.extend([message]):
             bodies.append(batch.finish())
             batch = Batch(head, limit, 7)
-        batch.add(message)
+            assert batch.extend([message]) == 1
         assert len(batch.finish()) == batch.size
         if batch.is_full:
             bodies.append(batch.finish())
@@ -97,7 +97,9 @@ def test_a_message_that_never_fits(limit: int) -> None:
     head = header()
     message = encode_upsert(1, {"id": 1, "pad": "x" * 200})
     assert body_size(head, message) > limit
-    assert not Batch(head, limit, 10).fits(message)
+    batch = Batch(head, limit, 10)
+    assert batch.extend([message]) == 0
+    assert (len(batch), batch.finish()) == (0, head + b"]}")
 
 
 def test_a_finished_batch_can_take_more_messages() -> None:
@@ -106,12 +108,33 @@ def test_a_finished_batch_can_take_more_messages() -> None:
     assert batch.finish() == b'{"table_name":"t","messages":[]}'
     batch.add(b"1")
     assert batch.finish() == b'{"table_name":"t","messages":[1]}'
-    assert batch.try_add(b"2")
+    assert batch.extend([b"2"]) == 1
     body = batch.finish()
     assert body == b'{"table_name":"t","messages":[1,2]}'
     assert len(body) == batch.size
     assert type(body) is bytes
     assert len(batch) == 2
+
+
+@pytest.mark.parametrize("start", [0, 3])
+def test_extend_takes_what_fits_in_one_go(start: int) -> None:
+    """``extend`` stops at the first message that would break a limit; same body as ``add``."""
+    head = b'{"table_name":"t","messages":['
+    messages = [b"%d" % (i * 1111) for i in range(40)]
+    one_by_one = Batch(head, 80, 12)
+    expected_end = start
+    for message in messages[start:]:
+        if one_by_one.is_full or one_by_one.size + len(message) + bool(len(one_by_one)) > 80:
+            break
+        one_by_one.add(message)
+        expected_end += 1
+    batch = Batch(head, 80, 12)
+    assert batch.extend(messages, start) == expected_end
+    assert batch.finish() == one_by_one.finish()
+    assert batch.size == len(batch.finish()) <= 80
+    # It goes on where it stopped: the next batch takes the next messages.
+    following = Batch(head, 80, 12)
+    assert following.extend(messages, expected_end) > expected_end
 
 
 def test_take_body_hands_over_the_buffer_itself() -> None:

@@ -147,7 +147,7 @@ class Preparer:
         for name in self._keys:
             value = record.get(name)
             kind = type(value)
-            if kind is not int and (kind is not str or len(value) >= MAX_STRING_KEY_LENGTH):
+            if kind is not int and (kind is not str or len(value) >= MAX_STRING_KEY_LENGTH):  # type: ignore[arg-type]
                 return None
         is_valid = self._is_valid
         if is_valid is not None:
@@ -165,8 +165,8 @@ class Preparer:
                 value = parse(value)
             except (ValueError, TypeError):
                 return None
-            if type(value) is dt.datetime and value.tzinfo is None:  # type: ignore[union-attr]
-                value = value.replace(tzinfo=_UTC)  # type: ignore[union-attr]
+            if type(value) is dt.datetime and value.tzinfo is None:
+                value = value.replace(tzinfo=_UTC)
             parsed.append((name, value))
         base = None
         bookmark = self._bookmark

@@ -191,7 +191,9 @@ class LineReader(MsgSpecReader):
         chunks = _chunks(read) if read is not None else self._single_lines(source)
         counts: collections.Counter[str] = collections.Counter()
         records = 0
-        for chunk, ticket, results in self._with_results(chunks, source):
+        for chunk, ticket, results in self._with_results(
+            t.cast("t.Iterator[list[bytes | str]]", chunks), source
+        ):
             if ticket is None or results is None:
                 records += self._read_lines(chunk, callbacks, counts)
             else:

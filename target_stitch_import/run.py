@@ -224,7 +224,7 @@ class Run:
                     current.batch.header is header or current.batch.header == header
                 ):
                     end = current.batch.extend(messages, start)
-                if end == start:  # another header, or the next message does not fit
+                if current is None or end == start:  # another header, or it does not fit
                     if current is not None:
                         self._send_locked(table)
                     settings = self.settings
@@ -399,6 +399,14 @@ class Run:
             plural(self.client.retries if self.client is not None else 0, "retry", "retries"),
             time.monotonic() - self._started,
         )
+        if self.workers.started:
+            self.logger.info(
+                "Record workers: %d; they prepared %s of %s read (the rest in the reading "
+                "process).",
+                self.workers.count,
+                plural(self.workers.prepared, "record"),
+                f"{self.records_read:,}",
+            )
         if self.ledger.unreleased:
             self.logger.warning(
                 "%s not written", plural(self.ledger.unreleased, "STATE message"),

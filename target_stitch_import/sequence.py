@@ -144,7 +144,7 @@ def quick_base(value: object) -> int | None:
         base = value
     else:
         return None
-    return base if 0 <= base <= _MAX_BASE else None  # type: ignore[operator]
+    return base if 0 <= base <= _MAX_BASE else None
 
 
 class Sequencer:

@@ -449,7 +449,7 @@ class StitchImportSink(BatchSink):
 
     def take_prepared(
         self,
-        items: t.Sequence[t.Sequence[t.Any]],
+        items: t.Sequence[t.Any],
         indices: t.Iterable[int],
         lines: t.Sequence[bytes | str],
     ) -> list[tuple[bytes, list[bytes]]]:

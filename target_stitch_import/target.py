@@ -227,6 +227,7 @@ class TargetStitchImport(Target):
                 group = groups[item[0]] = []  # type: ignore[index]
             group.append(index)
         workers = self.run.workers
+        workers.prepared += len(items)
         sinks = []
         for number, indices in groups.items():
             stream = workers.stream(number)
@@ -256,7 +257,7 @@ class TargetStitchImport(Target):
         for sink, indices in groups:
             try:
                 taken.append((sink, take(sink, (i for i in indices if i < limit))))
-            except (StoppedError, DeliveryError):
+            except (StoppedError, DeliveryError):  # noqa: PERF203 - once per stream of a run
                 raise
             except Exception as exc:  # noqa: BLE001 - kept, raised once every stream is seen
                 failure = exc  # a record of a later stream may be bad earlier in the run

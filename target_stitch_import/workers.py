@@ -160,11 +160,18 @@ class RecordWorkers:
         self.epoch = 0
         self._specs: tuple[RecordSpec, ...] = ()
         self._specs_frame = b""
+        #: Records the workers prepared (the reading process took the rest).
+        self.prepared = 0
 
     @property
     def depth(self) -> int:
         """Reads handed out at most, waiting for their results."""
         return 2 * self.count
+
+    @property
+    def started(self) -> bool:
+        """Whether workers were started in this run."""
+        return self._started
 
     @property
     def enabled(self) -> bool:

@@ -254,6 +254,8 @@ class LineReader(MsgSpecReader):
         records = 0
         position, end = 0, len(chunk)
         while position < end:
+            if not workers.is_current(ticket):  # prepared for streams as they no longer are
+                return records + self._read_lines(chunk[position:], callbacks, counts)
             try:
                 stop = results.index(None, position)
             except ValueError:
@@ -265,9 +267,6 @@ class LineReader(MsgSpecReader):
             stop = next((i for i in range(position + 1, end) if results[i] is not None), end)
             records += self._read_lines(chunk[position:stop], callbacks, counts)
             position = stop
-            if not workers.is_current(ticket):
-                records += self._read_lines(chunk[position:], callbacks, counts)
-                break
         return records
 
     def _with_results(

@@ -52,6 +52,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Iterator
     from types import FrameType
 
+    from target_stitch_import.prepare import RecordSpec
     from target_stitch_import.workers import Result
 
 _STATE_ENCODER = msgspec.json.Encoder(decimal_format="number")
@@ -93,6 +94,8 @@ class TargetStitchImport(Target):
         self._reader.workers = self.run.workers
         #: Per stream: its sink when its RECORDs take the lean path, else False.
         self._lean_sinks: dict[str, StitchImportSink | t.Literal[False]] = {}
+        #: Per pass-through stream: how record workers prepare its records.
+        self._specs: dict[str, RecordSpec] = {}
         #: The reading (main) thread's id when a failed delivery can wake it, else None.
         self._wake_ident: int | None = None
         self._install_wake_signal()
@@ -176,18 +179,20 @@ class TargetStitchImport(Target):
             self.run.table(stream_map.stream_alias).bookmark_names = message.bookmark_properties
         self._lean_sinks.pop(message.stream, None)  # the sink or the maps may have changed
         if self.run.workers.enabled:
-            self._update_specs()
+            self._update_spec(message.stream)
 
-    def _update_specs(self) -> None:
-        """Tell the record workers which streams they may prepare, and how (after a SCHEMA)."""
-        specs = []
-        for stream in self.mapper.stream_maps:
-            lean = self._lean_sinks.get(stream)
-            if lean is None:
-                lean = self._lean_sink(stream)
-            if lean:
-                specs.append(lean.record_spec())
-        self.run.workers.set_specs(specs)
+    def _update_spec(self, stream: str) -> None:
+        """Tell the record workers how to prepare a stream's records now (after its SCHEMA).
+
+        Each stream keeps its place among the specs, so a SCHEMA that changes nothing
+        (taps repeat them) leaves the workers' results usable.
+        """
+        lean = self._lean_sink(stream)
+        if lean:
+            self._specs[stream] = lean.record_spec()
+        else:
+            self._specs.pop(stream, None)
+        self.run.workers.set_specs(self._specs.values())
 
     def _process_record_messages(self, run: list[dict[str, t.Any]]) -> None:
         """Take consecutive RECORD messages; pass-through streams' in one loop per stream.

@@ -49,6 +49,9 @@ _LINES = 1
 _READY = b"ready"
 #: Seconds a worker gets to exit after its input closed, before it is killed.
 _EXIT_SECONDS = 2.0
+#: A worker that answers nothing for this long is taken as gone (a read takes milliseconds).
+_SILENCE_SECONDS = 60.0
+_READ_SIZE = 1 << 20
 #: Results: None (not prepared) or (stream index, data, base, version).
 Result: t.TypeAlias = "tuple[int, bytes, int | None, int | None] | None"
 
@@ -72,6 +75,8 @@ class _Worker:
             env=env,
         )
         self.ready = False
+        self._fd = t.cast("t.IO[bytes]", self.process.stdout).fileno()
+        self._buffer = bytearray()
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._feeder = threading.Thread(
             target=self._feed, name=f"record-worker-{number}", daemon=True
@@ -95,29 +100,42 @@ class _Worker:
 
     def poll_ready(self) -> bool:
         """True once the worker said it is ready (never waits)."""
-        if not self.ready:
-            stdout = t.cast("t.IO[bytes]", self.process.stdout)
-            try:
-                readable, _, _ = select.select([stdout], [], [], 0)
-            except (OSError, ValueError):
-                return False
-            if readable:
-                if self.receive() != _READY:
-                    raise _WorkerGoneError
-                self.ready = True
+        if not self.ready and self._readable(0):
+            if self.receive() != _READY:
+                raise _WorkerGoneError
+            self.ready = True
         return self.ready
+
+    def _readable(self, timeout: float) -> bool:
+        if self._buffer:
+            return True
+        try:
+            readable, _, _ = select.select([self._fd], [], [], timeout)
+        except (OSError, ValueError):
+            raise _WorkerGoneError from None
+        return bool(readable)
+
+    def _read(self, size: int) -> bytes:
+        """``size`` bytes from the worker; a worker silent for too long is taken as gone."""
+        buffer = self._buffer
+        while len(buffer) < size:
+            if not self._readable(_SILENCE_SECONDS):
+                raise _WorkerGoneError
+            try:
+                data = os.read(self._fd, max(size - len(buffer), _READ_SIZE))
+            except OSError:
+                raise _WorkerGoneError from None
+            if not data:
+                raise _WorkerGoneError
+            buffer += data
+        taken = bytes(buffer[:size])
+        del buffer[:size]
+        return taken
 
     def receive(self) -> bytes:
         """The next frame from the worker (waits for it)."""
-        stdout = t.cast("t.IO[bytes]", self.process.stdout)
-        head = stdout.read(_FRAME.size)
-        if len(head) != _FRAME.size:
-            raise _WorkerGoneError
-        (size,) = _FRAME.unpack(head)
-        payload = stdout.read(size)
-        if len(payload) != size:
-            raise _WorkerGoneError
-        return payload
+        (size,) = _FRAME.unpack(self._read(_FRAME.size))
+        return self._read(size)
 
     def close(self) -> None:
         """Close the worker's input; it exits (killed if it does not, soon)."""
@@ -235,7 +253,8 @@ class RecordWorkers:
             for number in range(1, self.count + 1):
                 worker = _Worker(number)
                 self._workers.append(worker)
-                worker.send(self._specs_frame)
+                if self._specs_frame:
+                    worker.send(self._specs_frame)
         except OSError as exc:
             self._logger.warning(
                 "Record workers could not start (%s); records are prepared in the reading "

@@ -24,7 +24,12 @@ AUTO_RECORD_WORKERS = 4
 
 
 def default_record_workers() -> int:
-    """One record worker per usable CPU (at most AUTO_RECORD_WORKERS); none on one CPU."""
+    """One record worker per usable CPU (at most AUTO_RECORD_WORKERS); none on one CPU.
+
+    None where pipes cannot be polled (not POSIX).
+    """
+    if os.name != "posix":
+        return 0
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux

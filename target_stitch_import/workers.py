@@ -64,15 +64,17 @@ class _Worker:
     """One worker process and the thread that feeds it (writes never block the reader)."""
 
     def __init__(self, number: int) -> None:
+        # This interpreter and this copy of the package (found last: never shadowing).
         root = str(Path(__file__).resolve().parent.parent)
-        path = os.environ.get("PYTHONPATH")
-        env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "target_stitch_import.workers"],
+        code = (
+            f"import sys; sys.path.append({root!r}); "
+            "from target_stitch_import.workers import main; sys.exit(main())"
+        )
+        self.process = subprocess.Popen(  # noqa: S603 - this interpreter, our own code
+            [sys.executable, "-c", code],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env=env,
         )
         self.ready = False
         self._fd = t.cast("t.IO[bytes]", self.process.stdout).fileno()

@@ -49,6 +49,9 @@ _LINES = 1
 _READY = b"ready"
 #: Seconds a worker gets to exit after its input closed, before it is killed.
 _EXIT_SECONDS = 2.0
+#: Lines of large reads taken in the reading process before workers start (a small run
+#: never starts them).
+_START_AFTER_LINES = 2_000
 #: A worker that answers nothing for this long is taken as gone (a read takes milliseconds).
 _SILENCE_SECONDS = 60.0
 _READ_SIZE = 1 << 20
@@ -140,8 +143,11 @@ class _Worker:
         return self._read(size)
 
     def close(self) -> None:
-        """Close the worker's input; it exits (killed if it does not, soon)."""
+        """Close the worker's input: it exits (one never ready is killed: it has no work)."""
         self._outbox.put(None)
+        if not self.ready:
+            with contextlib.suppress(OSError):
+                self.process.kill()
 
     def reap(self, deadline: float) -> None:
         """Wait for the worker to exit until ``deadline`` (monotonic), then kill it."""
@@ -167,7 +173,7 @@ class RecordWorkers:
     """The run's record workers (see the module docstring); used by the reading thread only."""
 
     def __init__(self, count: int, logger: logging.Logger) -> None:
-        """Plan ``count`` workers (0: none); they start with the first large read."""
+        """Plan ``count`` workers (0: none); they start once large reads brought 2,000 lines."""
         self.count = count
         self._logger = logger
         self._workers: list[_Worker] = []
@@ -182,6 +188,7 @@ class RecordWorkers:
         self._specs_frame = b""
         #: Records the workers prepared (the reading process took the rest).
         self.prepared = 0
+        self._offered = 0
 
     @property
     def depth(self) -> int:
@@ -220,7 +227,9 @@ class RecordWorkers:
         if not self._specs or not self.enabled:
             return None
         if not self._started:
-            self._start()
+            self._offered += len(lines)
+            if self._offered >= _START_AFTER_LINES:  # a large input: worth the processes
+                self._start()
             return None
         try:
             ready = [worker for worker in self._workers if worker.ready or worker.poll_ready()]

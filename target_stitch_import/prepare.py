@@ -56,6 +56,15 @@ _POINTS_SURELY_BELOW_LIMIT = 2 * MAX_DATA_POINTS - 2 - _WRAP_BYTES
 #: opening and a closing bracket).
 _DEPTH_SURELY_BELOW_LIMIT = 2 * MAX_RECORD_DEPTH
 
+#: Types and keywords of a property that, once validated, holds one scalar.
+_SCALAR_TYPES = frozenset({"null", "string", "integer", "number", "boolean"})
+_SCALAR_KEYWORDS = frozenset(
+    {
+        "type", "format", "description", "title", "maxLength", "minLength", "pattern",
+        "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+    },
+)  # fmt: skip
+
 #: A prepared record: the record (date/times parsed), its encoded data, its sequence base
 #: (None: time-based) and its table version (None: the table's).
 Prepared: t.TypeAlias = "tuple[dict[str, t.Any], bytes, int | None, int | None]"
@@ -78,6 +87,21 @@ def near_limits(data: bytes) -> bool:
         size > _DEPTH_SURELY_BELOW_LIMIT
         and data.count(b"{") + data.count(b"[") > MAX_RECORD_DEPTH
     )
+
+
+def _is_flat(schema: t.Mapping[str, t.Any] | None) -> bool:
+    """True when a valid record of ``schema`` without unknown fields is one level of scalars."""
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(properties, dict) or len(properties) >= MAX_DATA_POINTS:
+        return False
+    for subschema in properties.values():
+        if not isinstance(subschema, dict) or not subschema.keys() <= _SCALAR_KEYWORDS:
+            return False
+        kinds = subschema.get("type")
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if not isinstance(kinds, list) or not kinds or not _SCALAR_TYPES.issuperset(kinds):
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -130,6 +154,12 @@ class Preparer:
         self._keys = spec.keys
         self._datelike = tuple((name, DATELIKE_PARSERS[kind]) for name, kind in spec.datelike)
         self._bookmark = spec.bookmark
+        #: Prepared records are far below every shape limit (validated flat scalars).
+        self._flat = checker is not None and _is_flat(spec.schema)
+
+    def near_limits(self, data: bytes) -> bool:
+        """:func:`near_limits` of a prepared record's data (never, for a flat schema)."""
+        return not self._flat and near_limits(data)
 
     def prepare(self, message: t.Mapping[str, t.Any]) -> Prepared | None:  # noqa: C901, PLR0911, PLR0912
         """Prepare a RECORD message of the stream; None when the full steps must take it.

@@ -416,7 +416,8 @@ class StitchImportSink(BatchSink):
             Exception: What a record's steps raise, noted with the record's index in ``run``
                 (:func:`at_record`).
         """
-        prepare = (self._preparer or self._new_preparer()).prepare
+        preparer = self._preparer or self._new_preparer()
+        prepare = preparer.prepare
         take_fully = self._take_fully
         segments: list[tuple[bytes, list[bytes]]] = []
         header = b""
@@ -430,7 +431,7 @@ class StitchImportSink(BatchSink):
                     record_header, data = take_fully(message)
                 else:
                     record, data, base, version = prepared
-                    if near_limits(data):
+                    if preparer.near_limits(data):
                         self._check_shape(record)
                     record_header, data = self._finish(
                         data, self._table.sequence_of(base, time.time_ns()), version, record

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import msgspec
 
-from target_stitch_import.prepare import DECODER, Preparer, RecordSpec, near_limits
+from target_stitch_import.prepare import DECODER, Preparer, RecordSpec
 
 if t.TYPE_CHECKING:
     import logging
@@ -325,7 +325,7 @@ def prepare_lines(
             prepared = preparer.prepare(message)
         except Exception:  # noqa: BLE001 - the reading process takes the line and says why
             prepared = None
-        if prepared is None or near_limits(prepared[1]):
+        if prepared is None or preparer.near_limits(prepared[1]):
             append(None)
         else:
             append((index, prepared[1], prepared[2], prepared[3]))

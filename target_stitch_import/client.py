@@ -42,6 +42,7 @@ from target_stitch_import.errors import (
     FatalApiError,
     RetriableApiError,
 )
+from target_stitch_import.threads import start_daemon
 
 if t.TYPE_CHECKING:
     from target_stitch_import.batch import Body
@@ -175,12 +176,7 @@ class _Watchdog:
             self._tries.add(watch)
             self._closing = False
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run,
-                    name="import-api-watchdog",
-                    daemon=True,
-                )
-                self._thread.start()
+                self._thread = start_daemon(self._run, "import-api-watchdog")
             self._cond.notify_all()
         self._current.watch = watch
         return watch
@@ -446,7 +442,7 @@ class ImportApiClient:
             with contextlib.suppress(BaseException):  # the first push raises it
                 self.wait_until_ready()
 
-        threading.Thread(target=check, name="status-check", daemon=True).start()
+        start_daemon(check, "status-check")
 
     def push(self, table: str, body: Body, *, validate_only: bool = False) -> dict[str, t.Any]:
         """Send one batch body, retrying what is worth retrying.

@@ -41,8 +41,12 @@ class OutputClosedError(DeliveryError):
     """Standard output was closed: STATE cannot be written, so the run stops."""
 
 
-class StoppedError(StitchImportError):
+class StoppedError(BaseException):
     """The run was stopped by a signal (SIGTERM, SIGINT).
+
+    Like ``KeyboardInterrupt``, not an ``Exception``: the signal handler raises it wherever
+    the reading thread is, and an ``except Exception`` there (a fast path falling back to a
+    slow one) must not take it for its own failure and go on reading.
 
     Attributes:
         signum: The signal's number (the exit code is ``128 + signum``).

@@ -28,6 +28,7 @@ from target_stitch_import.errors import ConfigError
 from target_stitch_import.sender import Deliver, Request, Sender, TableStats
 from target_stitch_import.sequence import Sequencer
 from target_stitch_import.tables import OpenBatch, Table
+from target_stitch_import.threads import start_daemon
 from target_stitch_import.workers import RecordWorkers
 
 if t.TYPE_CHECKING:
@@ -292,8 +293,7 @@ class Run:
         if self._ticker is None:
             if self.client is not None and not self.settings.validate_only:
                 self.client.check_ready_soon()
-            self._ticker = threading.Thread(target=self._tick, name="ticker", daemon=True)
-            self._ticker.start()
+            self._ticker = start_daemon(self._tick, "ticker")
 
     def _tick(self) -> None:
         max_age = self.settings.max_batch_age_seconds

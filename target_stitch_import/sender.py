@@ -17,6 +17,8 @@ import time
 import typing as t
 from dataclasses import dataclass
 
+from target_stitch_import.threads import start_daemon
+
 if t.TYPE_CHECKING:
     from target_stitch_import.batch import Body
     from target_stitch_import.checkpoints import StateLedger
@@ -127,13 +129,7 @@ class Sender:
         self._workers = []
 
     def _start_worker(self) -> None:
-        worker = threading.Thread(
-            target=self._work,
-            name=f"sender-{len(self._workers) + 1}",
-            daemon=True,
-        )
-        self._workers.append(worker)
-        worker.start()
+        self._workers.append(start_daemon(self._work, f"sender-{len(self._workers) + 1}"))
 
     def _work(self) -> None:
         while (request := self._queue.get()) is not None:

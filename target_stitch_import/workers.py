@@ -32,13 +32,13 @@ import signal
 import struct
 import subprocess
 import sys
-import threading
 import typing as t
 from pathlib import Path
 
 import msgspec
 
 from target_stitch_import.prepare import DECODER, Preparer, RecordSpec
+from target_stitch_import.threads import start_daemon
 
 if t.TYPE_CHECKING:
     import logging
@@ -83,10 +83,7 @@ class _Worker:
         self._fd = t.cast("t.IO[bytes]", self.process.stdout).fileno()
         self._buffer = bytearray()
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._feeder = threading.Thread(
-            target=self._feed, name=f"record-worker-{number}", daemon=True
-        )
-        self._feeder.start()
+        self._feeder = start_daemon(self._feed, f"record-worker-{number}")
 
     def send(self, payload: bytes) -> None:
         """Queue a frame for the worker."""

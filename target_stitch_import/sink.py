@@ -416,37 +416,7 @@ class StitchImportSink(BatchSink):
             Exception: What a record's steps raise, noted with the record's index in ``run``
                 (:func:`at_record`).
         """
-        preparer = self._preparer or self._new_preparer()
-        prepare = preparer.prepare
-        take_fully = self._take_fully
-        segments: list[tuple[bytes, list[bytes]]] = []
-        header = b""
-        pending: list[bytes] = []
-        index = -1
-        try:
-            for index in indices:
-                message = run[index]
-                prepared = prepare(message)
-                if prepared is None:
-                    record_header, data = take_fully(message)
-                else:
-                    record, data, base, version = prepared
-                    if preparer.near_limits(data):
-                        self._check_shape(record)
-                    record_header, data = self._finish(
-                        data, self._table.sequence_of(base, time.time_ns()), version, record
-                    )
-                if record_header is not header:
-                    header, pending = record_header, []
-                    segments.append((header, pending))
-                pending.append(data)
-            self._uncounted += sum(len(messages) for _, messages in segments)
-        except Exception as exc:
-            at_record(exc, index)
-            raise
-        if self._uncounted >= _COUNT_CHUNK:
-            self.count_records()
-        return segments
+        return self._collect(self._upserts(run, indices))
 
     def take_prepared(
         self,
@@ -460,34 +430,63 @@ class StitchImportSink(BatchSink):
         input line ``lines[i]``; ``indices`` are this stream's, in order. A message too large
         for any body stops the run (the line is decoded again to name the record).
         """
-        table = self._table
-        of_base = table.sequencer.of_base
-        headers = self._headers
-        room = self._max_bytes - len(b"]}")
-        segments: list[tuple[bytes, list[bytes]]] = []
-        header = b""
-        pending: list[bytes] = []
+        return self._collect(self._wrapped(items, indices, lines))
+
+    def _upserts(
+        self,
+        run: t.Sequence[dict[str, t.Any]],
+        indices: t.Iterable[int],
+    ) -> t.Iterator[tuple[bytes, bytes]]:
+        """Each RECORD's batch header and upsert message (see :meth:`take_many`)."""
+        preparer = self._preparer or self._new_preparer()
+        prepare = preparer.prepare
+        take_fully = self._take_fully
+        sequence_of = self._table.sequence_of
+        index = -1
+        try:
+            for index in indices:
+                message = run[index]
+                prepared = prepare(message)
+                if prepared is None:
+                    yield take_fully(message)
+                    continue
+                record, data, base, version = prepared
+                if preparer.near_limits(data):
+                    self._check_shape(record)
+                yield self._finish(data, sequence_of(base), version, record)
+        except Exception as exc:
+            at_record(exc, index)
+            raise
+
+    def _wrapped(
+        self,
+        items: t.Sequence[t.Any],
+        indices: t.Iterable[int],
+        lines: t.Sequence[bytes | str],
+    ) -> t.Iterator[tuple[bytes, bytes]]:
+        """Each prepared record's batch header and upsert message (see :meth:`take_prepared`)."""
+        finish = self._finish
+        sequence_of = self._table.sequence_of
         index = -1
         try:
             for index in indices:
                 _, data, base, version = items[index]
-                version = table.version_of(version)
-                if base is None or table.sequencer.saturated:
-                    sequence = table.sequence_of(base, time.time_ns())
-                else:
-                    sequence = of_base(base)
-                message = wrap_upsert(sequence, data)
-                record_header = headers.get(version) or self._header(version)
-                if len(record_header) + len(message) > room:
-                    self._too_large(lines[index], body_size(record_header, message))
-                if record_header is not header:
-                    header, pending = record_header, []
-                    segments.append((header, pending))
-                pending.append(message)
-            self._uncounted += sum(len(messages) for _, messages in segments)
+                yield finish(data, sequence_of(base), version, lines[index])
         except Exception as exc:
             at_record(exc, index)
             raise
+
+    def _collect(self, upserts: t.Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, list[bytes]]]:
+        """Group upsert messages by batch header, in order; count them for the SDK."""
+        segments: list[tuple[bytes, list[bytes]]] = []
+        header = b""
+        pending: list[bytes] = []
+        for record_header, message in upserts:
+            if record_header is not header:
+                header, pending = record_header, []
+                segments.append((header, pending))
+            pending.append(message)
+        self._uncounted += sum(len(messages) for _, messages in segments)
         if self._uncounted >= _COUNT_CHUNK:
             self.count_records()
         return segments
@@ -649,18 +648,20 @@ class StitchImportSink(BatchSink):
         data = encode_data(record)
         if near_limits(data):
             self._check_shape(record)
-        return self._finish(
-            data, self._table.sequence_for(record, time.time_ns()), version, record
-        )
+        return self._finish(data, self._table.sequence_for(record, time.time_ns()), version, record)
 
     def _finish(
         self,
         data: bytes,
         sequence: int,
         version: int | None,
-        record: dict[str, t.Any],
+        record: dict[str, t.Any] | bytes | str,
     ) -> tuple[bytes, bytes]:
-        """Return the batch header and upsert message of checked, encoded ``data``."""
+        """Return the batch header and upsert message of checked, encoded ``data``.
+
+        ``record`` names the record if the message is too large for any body (the record,
+        or its input line).
+        """
         version = self._table.version_of(version)
         message = wrap_upsert(sequence, data)
         header = self._headers.get(version) or self._header(version)

@@ -81,6 +81,8 @@ _SDC_FIELDS = frozenset(
 )  # fmt: skip
 #: Rounds of ``multipleOf`` fixes tried on one record (a fix can uncover another failure).
 _PRECISION_ROUNDS = 3
+#: Bytes that close a request body (``]}``), beyond its header and messages.
+_BODY_END_BYTES = 2
 #: Records taken by the lean path between two updates of the SDK's counters.
 _COUNT_CHUNK = 10_000
 
@@ -465,13 +467,23 @@ class StitchImportSink(BatchSink):
         lines: t.Sequence[bytes | str],
     ) -> t.Iterator[tuple[bytes, bytes]]:
         """Each prepared record's batch header and upsert message (see :meth:`take_prepared`)."""
-        finish = self._finish
-        sequence_of = self._table.sequence_of
+        table = self._table
+        sequencer = table.sequencer
+        headers = self._headers
+        room = self._max_bytes - _BODY_END_BYTES
         index = -1
-        try:
+        try:  # _finish written out: the reading process's per-record path with workers
             for index in indices:
                 _, data, base, version = items[index]
-                yield finish(data, sequence_of(base), version, lines[index])
+                version = table.table_version if version is None else table.version_of(version)
+                if base is None or sequencer.saturated:
+                    message = wrap_upsert(table.sequence_of(base), data)
+                else:
+                    message = wrap_upsert(sequencer.of_base(base), data)
+                header = headers.get(version) or self._header(version)
+                if len(header) + len(message) > room:
+                    self._too_large(lines[index], body_size(header, message))
+                yield header, message
         except Exception as exc:
             at_record(exc, index)
             raise
@@ -665,7 +677,7 @@ class StitchImportSink(BatchSink):
         version = self._table.version_of(version)
         message = wrap_upsert(sequence, data)
         header = self._headers.get(version) or self._header(version)
-        if len(header) + len(message) + 2 > self._max_bytes:
+        if len(header) + len(message) + _BODY_END_BYTES > self._max_bytes:
             self._too_large(record, body_size(header, message))
         return header, message
 

@@ -44,8 +44,9 @@ else:
 LOGGER = logging.getLogger("target_stitch_import.reader")
 _KNOWN_TYPES = frozenset(kind.value for kind in SingerMessageType)
 _TYPE_TEXT_LIMIT = 40
-#: Bytes asked of the input per read (a read returns what is there, at most this much).
-_READ_SIZE = 1 << 16
+#: Bytes asked of the input per read (a read returns what is there, at most this much;
+#: large reads mean fewer, larger hand-overs to record workers).
+_READ_SIZE = 1 << 18
 _T = t.TypeVar("_T")
 #: A read with fewer lines is taken in the reading process (not worth a worker's round trip).
 _PREPARE_MIN_LINES = 64

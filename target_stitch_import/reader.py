@@ -14,6 +14,10 @@ The SDK's msgspec reader, made safe for hostile input:
 * Consecutive RECORD lines that are already in the input buffer go to the target
   together (``on_records``), so a pass-through stream's records are taken in one loop;
   nothing waits for a line that has not arrived yet (each read returns what is there).
+* With record workers (:mod:`target_stitch_import.workers`), whole reads are handed to
+  them a few reads ahead; their results are taken in input order, stretches of prepared
+  RECORDs at once and every other line as above, and every read handed out is taken
+  before the reader would wait for more input.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ import signal
 import struct
 import subprocess
 import sys
+import time
 import typing as t
 from pathlib import Path
 
@@ -148,8 +149,6 @@ class _Worker:
 
     def reap(self, deadline: float) -> None:
         """Wait for the worker to exit until ``deadline`` (monotonic), then kill it."""
-        import time  # noqa: PLC0415 - only when a run ends
-
         with contextlib.suppress(Exception):  # a worker blocked writing exits (even mid-read)
             t.cast("t.IO[bytes]", self.process.stdout).close()
         try:
@@ -282,8 +281,6 @@ class RecordWorkers:
 
     def close(self) -> None:
         """Stop the workers (idempotent); they exit once their input closes."""
-        import time  # noqa: PLC0415 - only when a run ends
-
         workers, self._workers = self._workers, []
         for worker in workers:
             worker.close()

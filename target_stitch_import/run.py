@@ -158,7 +158,9 @@ class Run:
             self._dry_run_count += 1
             number = self._dry_run_count
         path = directory / f"{number:06d}-{file_name_part(table)}.json"
-        path.write_bytes(body)
+        partial = path.with_name(f".{path.name}.partial")  # a run that stops leaves no half body
+        partial.write_bytes(body)
+        partial.replace(path)
         return path
 
     def _emit_state(self, value: t.Any) -> None:  # noqa: ANN401

@@ -150,17 +150,41 @@ def test_state_and_rows_match_one_process(
     assert landed[0][1] == landed[1][1]
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_a_bad_record_deep_in_the_input_is_named_by_its_line(tmp_path: Path, workers: int) -> None:
+@pytest.mark.parametrize(
+    ("bad_line", "error"),
+    [
+        (record("t", {"id": "not a number", "u": "2024-03-01T00:00:00Z"}), "stream 't': record id='not a number'"),
+        ('{"type": "RECORD", "stream": "t", "record": {"id": 1,', "not valid JSON"),
+        ('{"type": "RECORD", "stream": "t", "record": [1, 2]}', "stream 't': a RECORD's \"record\" must be"),
+    ],
+)
+def test_a_bad_line_deep_in_the_input_is_named_and_nothing_after_it_is_sent(
+    tmp_path: Path, bad_line: dict[str, t.Any] | str, error: str,
+) -> None:
     lines = varied_input(blocks=10)
     bad = len(lines) - 300
-    lines.insert(bad, record("t", {"id": "not a number", "u": "2024-03-01T00:00:00Z"}))
-    config = {"token": "t", "dry_run_dir": str(tmp_path / "out"), "record_workers": workers}
-    result = run_target(config, lines, tmp_path)
-    assert result.returncode == 1
-    assert result.last_error_line.startswith(
-        f"target-stitch-import: error: input line {bad + 1}: stream 't': record id='not a number'"
-    )
+    lines.insert(bad, bad_line)
+    first_after = min(_number(line) for line in lines[bad + 1 :] if _number(line) is not None)
+    errors = []
+    for workers in (0, 2):
+        out = tmp_path / f"out-{workers}"
+        config = {"token": "t", "dry_run_dir": str(out), "record_workers": workers}
+        result = with_workers_up(config, lines, tmp_path) if workers else run_target(config, lines, tmp_path)
+        assert result.returncode == 1
+        errors.append(result.last_error_line)
+        for path in out.glob("0*.json") if out.exists() else []:  # complete bodies: nothing read later
+            body = json.loads(path.read_bytes())
+            names = [m["data"].get("name") for m in body["messages"] if "data" in m]
+            assert all(int(name[1:]) < first_after for name in names if name), path.name
+    assert errors[0] == errors[1]
+    assert errors[0].startswith(f"target-stitch-import: error: input line {bad + 1}: {error}")
+
+
+def _number(line: dict[str, t.Any] | str) -> int | None:
+    """The running number of a varied_input RECORD of stream t (its ``name``), else None."""
+    if isinstance(line, dict) and line.get("type") == "RECORD" and "name" in line["record"]:
+        return int(line["record"]["name"][1:])
+    return None
 
 
 def _children(pid: int) -> set[int]:

@@ -232,17 +232,14 @@ class TargetStitchImport(Target):
                 group = groups[item[0]] = []  # type: ignore[index]
             group.append(index)
         workers = self.run.workers
-        workers.prepared += len(items)
         sinks = []
         for number, indices in groups.items():
-            stream = workers.stream(number)
-            lean = self._lean_sinks.get(stream)
-            if lean is None:
-                lean = self._lean_sink(stream)
+            lean = self._lean_of_stream(workers.stream(number))
             if not lean:  # cannot happen while the specs are current; taken fully then
                 self._process_record_messages([DECODER.decode(line) for line in lines])
                 return
             sinks.append((lean, indices))
+        workers.prepared += len(items)
         self._take_groups(
             sinks,
             len(items),
@@ -293,8 +290,10 @@ class TargetStitchImport(Target):
     def _lean_of(self, message: dict[str, t.Any]) -> StitchImportSink | t.Literal[False]:
         """The sink of the message's stream when it takes the lean path, else False."""
         stream = message.get("stream")
-        if type(stream) is not str:
-            return False
+        return self._lean_of_stream(stream) if type(stream) is str else False
+
+    def _lean_of_stream(self, stream: str) -> StitchImportSink | t.Literal[False]:
+        """The sink of ``stream`` when its RECORDs take the lean path, else False."""
         lean = self._lean_sinks.get(stream)
         return self._lean_sink(stream) if lean is None else lean
 

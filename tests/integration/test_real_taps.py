@@ -338,15 +338,22 @@ def test_state_written_matches_tap_state_with_nothing_to_sync(
 _SEQUENCE = re.compile(rb'"sequence":(\d+)')
 
 
-def _dry_run_bodies(tap_output: Path, workdir: Path, label: str, *, lean: bool) -> list[bytes]:
+def _dry_run_bodies(
+    tap_output: Path, workdir: Path, label: str, *, lean: bool, workers: int = 0,
+) -> list[bytes]:
     """Replay a saved tap output as a dry run; the bodies, time-based sequences masked."""
     out = workdir / f"{label}-bodies"
     config = write_json(
         workdir / f"{label}.target-config.json",
-        {"token": "t", "dry_run_dir": str(out), "lean_record_path": lean},
+        {"token": "t", "dry_run_dir": str(out), "lean_record_path": lean, "record_workers": workers},
     )
     result = taps.replay(tap_output, target_command(config), workdir, label, timeout=PIPE_TIMEOUT)
     assert result.returncode == 0, result.diagnostics()
+    if workers:
+        stderr = result.target_stderr.read_text(encoding="utf-8")
+        prepared = re.search(r"they prepared ([\d,]+) records? of", stderr)
+        assert prepared, "the record workers did not start"
+        assert int(prepared.group(1).replace(",", "")) > 0, "no record went through a worker"
     recent = time.time_ns() - 86_400 * 10**9  # the seeded bookmarks are years older
 
     def mask(match: re.Match[bytes]) -> bytes:
@@ -369,9 +376,16 @@ def test_lean_and_sdk_record_paths_give_identical_bodies(
         seed.ITEMS: ("INCREMENTAL", "updated_at") if family == "meltanolabs" else ("FULL_TABLE", None),
         seed.EVENTS: ("FULL_TABLE", None),
     }
+    # Every seeded row 200 times more (new ids): enough for the record workers to take part.
+    database.execute(
+        f"INSERT INTO {seed.ITEMS} SELECT (jsonb_populate_record(NULL::{seed.ITEMS}, to_jsonb(i) "
+        f"|| jsonb_build_object('id', i.id + 100000 * k))).* FROM {seed.ITEMS} i, "
+        "generate_series(1, 200) AS k"
+    )
     first = sync.run("source", tables)
     assert messages_of(first, "RECORD")
     lean = _dry_run_bodies(first.tap_output, workdir, "lean", lean=True)
     sdk = _dry_run_bodies(first.tap_output, workdir, "sdk", lean=False)
+    workers = _dry_run_bodies(first.tap_output, workdir, "workers", lean=True, workers=2)
     assert lean
-    assert lean == sdk
+    assert lean == sdk == workers

@@ -19,13 +19,18 @@ Body: t.TypeAlias = "bytes | bytearray"
 _SUFFIX = b"]}"
 
 
-def encode_upsert(sequence: int, data: t.Mapping[str, t.Any]) -> bytes:
-    """Encode one upsert message: ``{"action":"upsert","sequence":N,"data":{...}}``.
+#: Encode a value as compact JSON: Decimals as exact numbers, date-times as RFC 3339 (the
+#: caller makes them aware first: a naive one would be written without an offset).
+encode_json: t.Callable[[t.Any], bytes] = _ENCODER.encode
 
-    The caller makes date-times aware first (the sink's timestamp parsing does, naive ones
-    as UTC): a naive one would be written without an offset.
+
+def upsert_message(sequence: int, data: bytes) -> bytes:
+    """Return the upsert message ``{"action":"upsert","sequence":N,"data":...}``.
+
+    ``data`` is the record as :func:`encode_json` wrote it. Every record path builds its
+    messages here, so their bodies are byte-identical.
     """
-    return _ENCODER.encode({"action": "upsert", "sequence": sequence, "data": data})
+    return b'{"action":"upsert","sequence":%d,"data":%b}' % (sequence, data)
 
 
 def encode_activate_version(sequence: int) -> bytes:
@@ -54,7 +59,7 @@ class TableHeader:
             fields["bookmark_names"] = list(self.bookmark_names)
         if self.table_version is not None:
             fields["table_version"] = self.table_version
-        return _ENCODER.encode(fields)[:-1] + b',"messages":['
+        return encode_json(fields)[:-1] + b',"messages":['
 
 
 def body_size(header: bytes, message: bytes) -> int:

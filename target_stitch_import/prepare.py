@@ -7,7 +7,8 @@ the reading process (the sink's lean loop) and in record worker processes
 (:mod:`target_stitch_import.workers`), from one :class:`RecordSpec`. Any other record gets
 ``None``, and the sink's full steps take it (they say what is wrong, or repair what
 ``datetime_error_treatment`` and ``schema_mode`` allow). The upsert message is always
-:func:`wrap_upsert` of the encoded ``data``, so both ways give byte-identical messages.
+:func:`~target_stitch_import.batch.upsert_message` of the encoded ``data``, so both ways
+give byte-identical messages.
 
 This module imports neither the SDK nor anything slow: a worker process starts in a
 fraction of a second.
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from target_stitch_import.batch import encode_json
 from target_stitch_import.contract import (
     MAX_DATA_POINTS,
     MAX_RECORD_DEPTH,
@@ -39,7 +41,6 @@ if sys.version_info < (3, 11):  # the SDK's parsers: the backport takes what 3.1
 
 #: Lines and records decoded as the SDK's reader does: floats as ``Decimal`` (exact).
 DECODER = msgspec.json.Decoder(float_hook=decimal.Decimal)
-_ENCODER = msgspec.json.Encoder(decimal_format="number")
 #: The parsers of the SDK for each date/time ``format`` (top-level fields only, as the SDK).
 DATELIKE_PARSERS: dict[str, t.Callable[[str], object]] = {
     "date-time": dt.datetime.fromisoformat,
@@ -68,16 +69,6 @@ _SCALAR_KEYWORDS = frozenset(
 #: A prepared record: the record (date/times parsed), its encoded data, its sequence base
 #: (None: time-based) and its table version (None: the table's).
 Prepared: t.TypeAlias = "tuple[dict[str, t.Any], bytes, int | None, int | None]"
-
-
-def encode_data(record: t.Mapping[str, t.Any]) -> bytes:
-    """Encode a record as an upsert's ``data`` (date-times made aware first: naive is UTC)."""
-    return _ENCODER.encode(record)
-
-
-def wrap_upsert(sequence: int, data: bytes) -> bytes:
-    """Return the upsert message ``{"action":"upsert","sequence":N,"data":...}`` of ``data``."""
-    return b'{"action":"upsert","sequence":%d,"data":%b}' % (sequence, data)
 
 
 def near_limits(data: bytes) -> bool:
@@ -123,7 +114,7 @@ class RecordSpec:
 
     def encode(self) -> bytes:
         """The spec as JSON (numbers of the schema exact)."""
-        return _ENCODER.encode(
+        return encode_json(
             [self.stream, self.schema, self.fields, self.datelike, self.keys, self.bookmark],
         )
 
@@ -213,4 +204,4 @@ class Preparer:
                     return None
         for name, value in parsed:
             record[name] = value
-        return record, _ENCODER.encode(record), base, version
+        return record, encode_json(record), base, version

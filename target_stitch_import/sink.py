@@ -33,7 +33,7 @@ else:
     from typing_extensions import override
 
 from target_stitch_import import messages
-from target_stitch_import.batch import TableHeader, body_size
+from target_stitch_import.batch import TableHeader, body_size, encode_json, upsert_message
 from target_stitch_import.contract import (
     MAX_DATA_POINTS,
     MAX_RECORD_DEPTH,
@@ -47,9 +47,7 @@ from target_stitch_import.prepare import (
     DECODER,
     Preparer,
     RecordSpec,
-    encode_data,
     near_limits,
-    wrap_upsert,
 )
 from target_stitch_import.schema import (
     PrecisionFix,
@@ -477,9 +475,9 @@ class StitchImportSink(BatchSink):
                 _, data, base, version = items[index]
                 version = table.table_version if version is None else table.version_of(version)
                 if base is None or sequencer.saturated:
-                    message = wrap_upsert(table.sequence_of(base), data)
+                    message = upsert_message(table.sequence_of(base), data)
                 else:
-                    message = wrap_upsert(sequencer.of_base(base), data)
+                    message = upsert_message(sequencer.of_base(base), data)
                 header = headers.get(version) or self._header(version)
                 if len(header) + len(message) > room:
                     self._too_large(lines[index], body_size(header, message))
@@ -657,7 +655,7 @@ class StitchImportSink(BatchSink):
             kind = type(value)
             if kind is not int and (kind is not str or len(value) >= MAX_STRING_KEY_LENGTH):  # type: ignore[arg-type]
                 self._check_key(record, name)
-        data = encode_data(record)
+        data = encode_json(record)
         if near_limits(data):
             self._check_shape(record)
         return self._finish(data, self._table.sequence_for(record, time.time_ns()), version, record)
@@ -675,7 +673,7 @@ class StitchImportSink(BatchSink):
         or its input line).
         """
         version = self._table.version_of(version)
-        message = wrap_upsert(sequence, data)
+        message = upsert_message(sequence, data)
         header = self._headers.get(version) or self._header(version)
         if len(header) + len(message) + _BODY_END_BYTES > self._max_bytes:
             self._too_large(record, body_size(header, message))

@@ -19,7 +19,6 @@ import threading
 import typing as t
 
 import fsspec  # type: ignore[import-untyped]
-import msgspec
 from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchFileFormat
 from singer_sdk.helpers.capabilities import PluginCapabilities
@@ -33,6 +32,7 @@ else:
     from typing_extensions import override
 
 from target_stitch_import import messages
+from target_stitch_import.batch import encode_json
 from target_stitch_import.errors import (
     ConfigError,
     DeliveryError,
@@ -55,7 +55,6 @@ if t.TYPE_CHECKING:
     from target_stitch_import.prepare import RecordSpec
     from target_stitch_import.workers import Result
 
-_STATE_ENCODER = msgspec.json.Encoder(decimal_format="number")
 #: Signal a sender thread uses to wake the reading thread when a delivery failed.
 _WAKE_SIGNAL: signal.Signals | None = getattr(signal, "SIGUSR1", None)
 #: The SDK's config validator: fills in declared defaults while validating.
@@ -139,7 +138,7 @@ class TargetStitchImport(Target):
 
     def _write_state_line(self, value: t.Any) -> None:  # noqa: ANN401
         try:
-            sys.stdout.write(_STATE_ENCODER.encode(value).decode() + "\n")
+            sys.stdout.write(encode_json(value).decode() + "\n")
             sys.stdout.flush()
         except (OSError, ValueError) as exc:  # EPIPE, or a closed stream
             _silence_stdout()

@@ -13,7 +13,8 @@ from target_stitch_import.batch import (
     TableHeader,
     body_size,
     encode_activate_version,
-    encode_upsert,
+    encode_json,
+    upsert_message,
 )
 
 
@@ -35,7 +36,7 @@ def test_upsert_encoding_is_exact() -> None:
         "nested": {"list": [1, None, "x"]},
         "big": 2**70,
     }
-    encoded = encode_upsert(5, data)
+    encoded = upsert_message(5, encode_json(data))
     assert b'"amount":12345678901234567890.123456789' in encoded
     assert b'"tiny":1E-9' in encoded
     assert b'"big":1180591620717411303424' in encoded
@@ -69,7 +70,7 @@ def test_header_fields() -> None:
 
 def test_size_is_exact_and_limits_hold() -> None:
     head = header()
-    messages = [encode_upsert(i, {"id": i, "pad": "x" * (i % 17)}) for i in range(200)]
+    messages = [upsert_message(i, encode_json({"id": i, "pad": "x" * (i % 17)})) for i in range(200)]
     limit = 1_500
     bodies: list[bytes] = []
     batch = Batch(head, limit, 7)
@@ -95,7 +96,7 @@ def test_size_is_exact_and_limits_hold() -> None:
 @pytest.mark.parametrize("limit", [10, 100])
 def test_a_message_that_never_fits(limit: int) -> None:
     head = header()
-    message = encode_upsert(1, {"id": 1, "pad": "x" * 200})
+    message = upsert_message(1, encode_json({"id": 1, "pad": "x" * 200}))
     assert body_size(head, message) > limit
     batch = Batch(head, limit, 10)
     assert batch.extend([message]) == 0

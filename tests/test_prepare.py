@@ -10,13 +10,13 @@ import typing as t
 import msgspec
 import pytest
 
+from target_stitch_import.batch import upsert_message
 from target_stitch_import.contract import MAX_RECORD_DEPTH
 from target_stitch_import.prepare import (
     DECODER,
     Preparer,
     RecordSpec,
     near_limits,
-    wrap_upsert,
 )
 
 SCHEMA: dict[str, t.Any] = {
@@ -63,7 +63,8 @@ def test_naive_date_times_are_utc_and_offsets_kept() -> None:
     preparer = Preparer(spec())
     naive = preparer.prepare(message({"id": 1, "at": "2024-01-01T00:00:00"}))
     offset = preparer.prepare(message({"id": 1, "at": "2024-01-01T02:00:00+02:00"}))
-    assert naive is not None and offset is not None
+    assert naive is not None
+    assert offset is not None
     assert naive[1] == b'{"id":1,"at":"2024-01-01T00:00:00Z"}'
     assert offset[1] == b'{"id":1,"at":"2024-01-01T02:00:00+02:00"}'
     assert naive[2] == offset[2]  # the same instant: the same base
@@ -119,7 +120,7 @@ def test_wrap_gives_the_bytes_of_encoding_the_whole_message() -> None:
     whole = msgspec.json.Encoder(decimal_format="number").encode(
         {"action": "upsert", "sequence": 123, "data": record},
     )
-    assert wrap_upsert(123, prepared[1]) == whole
+    assert upsert_message(123, prepared[1]) == whole
 
 
 def test_flat_schemas_are_never_near_the_limits_and_others_are_checked() -> None:

@@ -115,7 +115,7 @@ class Batch:
         return end
 
     def add(self, message: bytes) -> None:
-        """Append a message (the caller checked ``fits``)."""
+        """Append a message that fits (alone in a new batch: the sink checked its size)."""
         if self.count:
             self.size += 1
             self._body += b","

@@ -116,7 +116,7 @@ class Run:
             on_failure=on_failure,
         )
         self._tables: dict[str, Table] = {}
-        #: The record worker processes (they start with the first large read).
+        #: The record worker processes (they start once large reads brought 2,000 lines).
         self.workers = RecordWorkers(settings.record_workers, logger)
         self._tables_lock = threading.Lock()
         self._ticker: threading.Thread | None = None

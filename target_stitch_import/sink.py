@@ -453,7 +453,7 @@ class StitchImportSink(BatchSink):
                 record, data, base, version = prepared
                 if preparer.near_limits(data):
                     self._check_shape(record)
-                yield self._finish(data, sequence_of(base), version, record)
+                yield self._finish(data, sequence_of(base, time.time_ns()), version, record)
         except Exception as exc:
             at_record(exc, index)
             raise
@@ -475,7 +475,7 @@ class StitchImportSink(BatchSink):
                 _, data, base, version = items[index]
                 version = table.table_version if version is None else table.version_of(version)
                 if base is None or sequencer.saturated:
-                    message = upsert_message(table.sequence_of(base), data)
+                    message = upsert_message(table.sequence_of(base, time.time_ns()), data)
                 else:
                     message = upsert_message(sequencer.of_base(base), data)
                 header = headers.get(version) or self._header(version)

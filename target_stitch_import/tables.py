@@ -9,7 +9,6 @@ or would break a limit. The clock is passed in; nothing here does I/O.
 from __future__ import annotations
 
 import threading
-import time
 import typing as t
 from dataclasses import dataclass, field
 
@@ -83,11 +82,11 @@ class Table:
             self._warn_sequencer()
         return sequence
 
-    def sequence_of(self, base: int | None) -> int:
+    def sequence_of(self, base: int | None, now_ns: int) -> int:
         """Return the sequence of the next record, a prepared one (``base`` None: time-based)."""
         sequencer = self.sequencer
         if base is None:
-            return sequencer.time_based(time.time_ns())
+            return sequencer.time_based(now_ns)
         sequence = sequencer.of_base(base)
         if sequencer.saturated:
             self._warn_sequencer()

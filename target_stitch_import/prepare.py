@@ -71,6 +71,12 @@ _SCALAR_KEYWORDS = frozenset(
 Prepared: t.TypeAlias = "tuple[dict[str, t.Any], bytes, int | None, int | None]"
 
 
+def plain_key(value: object) -> bool:
+    """True for the key values that need no closer look: integers and short texts."""
+    kind = type(value)
+    return kind is int or (kind is str and len(value) < MAX_STRING_KEY_LENGTH)  # type: ignore[arg-type]
+
+
 def near_limits(data: bytes) -> bool:
     """True when encoded data may break a shape limit (points, depth): check it exactly."""
     size = len(data)
@@ -166,9 +172,7 @@ class Preparer:
         if not self._fields.issuperset(record):  # unknown or _sdc_* metadata fields
             return None
         for name in self._keys:
-            value = record.get(name)
-            kind = type(value)
-            if kind is not int and (kind is not str or len(value) >= MAX_STRING_KEY_LENGTH):  # type: ignore[arg-type]
+            if not plain_key(record.get(name)):
                 return None
         is_valid = self._is_valid
         if is_valid is not None:

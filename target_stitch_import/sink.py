@@ -48,6 +48,7 @@ from target_stitch_import.prepare import (
     Preparer,
     RecordSpec,
     near_limits,
+    plain_key,
 )
 from target_stitch_import.schema import (
     PrecisionFix,
@@ -651,9 +652,7 @@ class StitchImportSink(BatchSink):
         its table version and sequence.
         """
         for name in self._keys:
-            value = record.get(name)
-            kind = type(value)
-            if kind is not int and (kind is not str or len(value) >= MAX_STRING_KEY_LENGTH):  # type: ignore[arg-type]
+            if not plain_key(record.get(name)):
                 self._check_key(record, name)
         data = encode_json(record)
         if near_limits(data):

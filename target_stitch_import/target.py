@@ -450,6 +450,7 @@ class TargetStitchImport(Target):
     def process_endofpipe(self) -> None:
         """Drain every sink, finish open table versions, wait for every acknowledgement."""
         run = self.run
+        run.workers.close()  # every read handed out was taken: their exit overlaps the drain
         try:
             for taken in (*self._sinks_to_clear, *self._sinks_active.values()):
                 if isinstance(taken, StitchImportSink):

@@ -56,8 +56,18 @@ _START_AFTER_LINES = 2_000
 #: A worker that answers nothing for this long is taken as gone (a read takes milliseconds).
 _SILENCE_SECONDS = 60.0
 _READ_SIZE = 1 << 20
+#: Pipe capacity asked for (Linux allows 1 MB to anyone by default).
+_PIPE_BYTES = 1 << 20
 #: Results: None (not prepared) or (stream index, data, base, version).
 Result: t.TypeAlias = "tuple[int, bytes, int | None, int | None] | None"
+
+
+def _widen_pipe(fd: int) -> None:
+    """Let a pipe hold a whole read or its results (Linux), so neither side waits for the other."""
+    import fcntl  # noqa: PLC0415 - POSIX only, as the workers are
+
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or above pipe-max-size
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
 
 
 class _WorkerGoneError(Exception):
@@ -72,7 +82,7 @@ class _Worker:
         root = str(Path(__file__).resolve().parent.parent)
         code = (
             f"import sys; sys.path.append({root!r}); "
-            "from target_stitch_import.workers import main; sys.exit(main())"
+            "import os; from target_stitch_import.workers import main; os._exit(main())"
         )
         self.process = subprocess.Popen(  # noqa: S603 - this interpreter, our own code
             [sys.executable, "-c", code],
@@ -82,6 +92,8 @@ class _Worker:
         )
         self.ready = False
         self._fd = t.cast("t.IO[bytes]", self.process.stdout).fileno()
+        for pipe in (self.process.stdin, self.process.stdout):
+            _widen_pipe(t.cast("t.IO[bytes]", pipe).fileno())
         self._buffer = bytearray()
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._feeder = start_daemon(self._feed, f"record-worker-{number}")
@@ -352,7 +364,11 @@ def _serve(source: t.IO[bytes], sink: t.IO[bytes]) -> None:
 
 
 def main() -> int:
-    """Serve the reading process on stdin/stdout until stdin closes."""
+    """Serve the reading process on stdin/stdout until stdin closes; return the exit status.
+
+    Every frame is flushed as it is written, so the process may end with ``os._exit`` (no
+    interpreter teardown: the reading process waits for workers to exit).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         _serve(sys.stdin.buffer, sys.stdout.buffer)

@@ -301,6 +301,24 @@ def test_dry_run_dir_naming_a_file_is_refused(tmp_path: Path) -> None:
     assert "writable directory" in result.last_error_line
 
 
+def test_a_config_file_that_is_not_there_is_named_in_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-config.json"
+    result = subprocess.run(  # noqa: S603 - the installed command
+        [*COMMAND, "--config", str(missing)],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1, result.stderr
+    assert str(missing) in errors[0]
+    assert "bug" not in errors[0]
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("token", [123456789, ["secret-in-a-list"], {"value": "secret-in-an-object"}])
 def test_a_token_of_the_wrong_type_is_never_echoed(tmp_path: Path, token: object) -> None:
     result = run_target({"token": token, "api_url": "http://127.0.0.1:9"}, [], tmp_path)

@@ -32,7 +32,7 @@ from target_stitch_import.contract import (
     MAX_STRING_KEY_LENGTH,
 )
 from target_stitch_import.draft4 import Draft4Checker, compile_draft4
-from target_stitch_import.sequence import quick_base
+from target_stitch_import.sequence import naive_as_utc, quick_base
 
 if sys.version_info < (3, 11):  # the SDK's parsers: the backport takes what 3.11's does
     from backports.datetime_fromisoformat import MonkeyPatch  # type: ignore[import-not-found]
@@ -47,7 +47,6 @@ DATELIKE_PARSERS: dict[str, t.Callable[[str], object]] = {
     "date": dt.date.fromisoformat,
     "time": dt.time.fromisoformat,
 }
-_UTC = dt.timezone.utc
 #: An upsert message around its data adds fewer bytes than this.
 _WRAP_BYTES = 64
 #: Encoded data this short holds fewer than MAX_DATA_POINTS scalars (each takes at least
@@ -191,7 +190,7 @@ class Preparer:
             except (ValueError, TypeError):
                 return None
             if type(value) is dt.datetime and value.tzinfo is None:
-                value = value.replace(tzinfo=_UTC)
+                value = naive_as_utc(value)
             parsed.append((name, value))
         base = None
         bookmark = self._bookmark

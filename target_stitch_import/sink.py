@@ -59,7 +59,7 @@ from target_stitch_import.schema import (
     describe_notes,
     precision_fixes,
 )
-from target_stitch_import.sequence import SequenceSource
+from target_stitch_import.sequence import SequenceSource, naive_as_utc
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
@@ -600,7 +600,7 @@ class StitchImportSink(BatchSink):
                     record, name=name, value=value, kind=kind, exc=exc, treatment=treatment,
                 )
             if type(parsed) is dt.datetime and parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=dt.timezone.utc)  # naive means UTC
+                parsed = naive_as_utc(parsed)
             record[name] = parsed
 
     def _repair_timestamp(  # noqa: PLR0913

@@ -15,6 +15,7 @@ from target_stitch_import.sequence import (
     SequenceSource,
     UnencodableError,
     bookmark_base,
+    naive_as_utc,
 )
 
 NOW = 1_790_000_000_000_000_000  # 2026-09 in nanoseconds
@@ -168,3 +169,21 @@ def test_repeat_counts_survive_at_least_recent_values_other_values() -> None:
         again = sequencer.next(5, 0)
         assert again == first + round_ + 1
     assert len(sequencer._repeats) + len(sequencer._older) <= 2 * RECENT_VALUES
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        dt.datetime(2024, 1, 2, 3, 4, 5, 678901),
+        dt.datetime(2024, 11, 3, 1, 30, fold=1),
+        dt.datetime.min,
+        dt.datetime.max,
+    ],
+)
+def test_naive_as_utc_is_replace_with_utc(value: dt.datetime) -> None:
+    aware = naive_as_utc(value)
+    expected = value.replace(tzinfo=dt.timezone.utc)
+    assert aware == expected
+    assert aware.tzinfo is dt.timezone.utc
+    assert aware.fold == expected.fold
+    assert type(aware) is dt.datetime

@@ -92,6 +92,8 @@ class _Worker:
         )
         self.ready = False
         self._fd = t.cast("t.IO[bytes]", self.process.stdout).fileno()
+        self._poller = select.poll()  # readable, or closed (POLLHUP is always reported)
+        self._poller.register(self._fd, select.POLLIN)
         for pipe in (self.process.stdin, self.process.stdout):
             _widen_pipe(t.cast("t.IO[bytes]", pipe).fileno())
         self._buffer = bytearray()
@@ -124,11 +126,10 @@ class _Worker:
     def _readable(self, timeout: float) -> bool:
         if self._buffer:
             return True
-        try:
-            readable, _, _ = select.select([self._fd], [], [], timeout)
+        try:  # poll, not select: any descriptor number (select stops at FD_SETSIZE)
+            return bool(self._poller.poll(timeout * 1000))
         except (OSError, ValueError):
             raise _WorkerGoneError from None
-        return bool(readable)
 
     def _read(self, size: int) -> bytes:
         """``size`` bytes from the worker; a worker silent for too long is taken as gone."""

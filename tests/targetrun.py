@@ -127,11 +127,18 @@ def run_target(
     return Result(done.returncode, done.stdout, done.stderr)
 
 
-def start_target(config: dict[str, t.Any], directory: Path) -> subprocess.Popen[str]:
-    """Start the command with a pipe for stdin/stdout, for tests that feed it slowly."""
+def start_target(
+    config: dict[str, t.Any],
+    directory: Path,
+    command: t.Sequence[str] = (),
+) -> subprocess.Popen[str]:
+    """Start the command with a pipe for stdin/stdout, for tests that feed it slowly.
+
+    ``command`` replaces the installed command (a wrapper that runs it, say).
+    """
     path = write_config(directory, config)
     return subprocess.Popen(
-        [*COMMAND, "--config", str(path)],
+        [*(command or COMMAND), "--config", str(path)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -10,12 +10,13 @@ import json
 import os
 import re
 import signal
+import sys
 import time
 import typing as t
 from pathlib import Path
 
 import pytest
-from targetrun import Result, read_line, record, run_target, schema, start_target, state
+from targetrun import COMMAND, Result, read_line, record, run_target, schema, start_target, state
 from test_record_paths import PROPS, bodies, warnings
 
 if t.TYPE_CHECKING:
@@ -71,10 +72,15 @@ def varied_input(blocks: int = 40, per_block: int = 500) -> list[dict[str, t.Any
     return lines
 
 
-def with_workers_up(config: dict[str, t.Any], lines: list[dict[str, t.Any] | str], directory: Path) -> Result:
+def with_workers_up(
+    config: dict[str, t.Any],
+    lines: list[dict[str, t.Any] | str],
+    directory: Path,
+    command: t.Sequence[str] = (),
+) -> Result:
     """Run the command with the input's first 3,000 lines, then the rest once the workers are up
     (so they surely take part, however busy the machine)."""
-    process = start_target(config, directory)
+    process = start_target(config, directory, command)
     try:
         _feed(process, lines[:3000])
         if Path("/proc/self/task").exists():
@@ -276,3 +282,34 @@ def test_a_burst_is_sent_before_the_next_one_arrives(emulator: Emulator, tmp_pat
         assert process.wait(timeout=60) == 0
     finally:
         process.kill()
+
+
+#: Runs the command given after it with every descriptor up to 1,100 taken (inherited), so
+#: the target's pipes to its workers get numbers above select()'s limit of 1,024.
+_OCCUPY_LOW_DESCRIPTORS = """
+import os, resource, sys
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (4096 if hard == resource.RLIM_INFINITY else min(4096, hard), hard))
+while (fd := os.open(os.devnull, os.O_RDONLY)) < 1100:
+    os.set_inheritable(fd, True)
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_workers_work_with_descriptor_numbers_above_select_limits(tmp_path: Path) -> None:
+    import resource  # noqa: PLC0415 - POSIX only
+
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 2048:
+        pytest.skip("the hard limit of open files is too low")
+    lines = varied_input(blocks=8)
+    out = tmp_path / "high"
+    config = {"token": "t", "dry_run_dir": str(out), "record_workers": 2}
+    command = [sys.executable, "-c", _OCCUPY_LOW_DESCRIPTORS, *COMMAND]  # COMMAND[0]: a path
+    result = with_workers_up(config, lines, tmp_path, command)
+    assert result.returncode == 0, result.stderr
+    assert "record worker stopped" not in result.stderr
+    assert prepared(result)[0] > 0
+    alone = tmp_path / "alone"
+    run_target({"token": "t", "dry_run_dir": str(alone), "record_workers": 0}, lines, tmp_path)
+    assert bodies(out) == bodies(alone)

@@ -303,7 +303,7 @@ def test_dry_run_dir_naming_a_file_is_refused(tmp_path: Path) -> None:
 
 def test_a_config_file_that_is_not_there_is_named_in_one_line(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-config.json"
-    result = subprocess.run(  # noqa: S603 - the installed command
+    result = subprocess.run(
         [*COMMAND, "--config", str(missing)],
         input="",
         capture_output=True,

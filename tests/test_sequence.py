@@ -176,8 +176,8 @@ def test_repeat_counts_survive_at_least_recent_values_other_values() -> None:
     [
         dt.datetime(2024, 1, 2, 3, 4, 5, 678901),
         dt.datetime(2024, 11, 3, 1, 30, fold=1),
-        dt.datetime.min,
-        dt.datetime.max,
+        dt.datetime.min,  # noqa: DTZ901 - naive on purpose
+        dt.datetime.max,  # noqa: DTZ901 - naive on purpose
     ],
 )
 def test_naive_as_utc_is_replace_with_utc(value: dt.datetime) -> None:

@@ -40,11 +40,6 @@ import warnings
 from collections.abc import Callable
 from urllib.parse import unquote
 
-import jsonschema
-from jsonschema import Draft4Validator, ValidationError
-from jsonschema._utils import equal, uniq
-from jsonschema_specifications import REGISTRY as _METASCHEMAS
-
 if sys.version_info >= (3, 11):
     from re import _constants as sre_constants
     from re import _parser as sre_parse
@@ -54,6 +49,13 @@ else:  # pragma: no cover - Python 3.10
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
+
+    import jsonschema
+    from jsonschema import ValidationError
+
+# jsonschema is imported when first needed (a metaschema check, an explanation, a schema the
+# compiler does not model), not with this module: a record worker, which only compiles
+# schemas and asks for verdicts, starts without it (it is a third of a worker's start).
 
 #: A compiled check: is the value valid? (Called only with values it applies to.)
 _Test = Callable[[t.Any], bool]
@@ -172,7 +174,7 @@ def _multiple_of(
 ) -> Iterator[ValidationError]:
     _ = schema
     if validator.is_type(instance, "number") and not _multiple_test(multiple)(instance):
-        yield ValidationError(f"{instance} is not a multiple of {multiple}")
+        yield _error(f"{instance} is not a multiple of {multiple}")
 
 
 # Patterns. jsonschema evaluates ``pattern`` and ``patternProperties`` with ``re.search``: a
@@ -630,7 +632,7 @@ def _pattern(
 ) -> Iterator[ValidationError]:
     _ = schema
     if validator.is_type(instance, "string") and not _search(pattern)(t.cast("str", instance)):
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+        yield _error(f"{instance!r} does not match {pattern!r}")
 
 
 def _pattern_properties(
@@ -676,23 +678,42 @@ def _additional_properties(
             joined_extras = ", ".join(repr(each) for each in sorted(extras))
             patterns = ", ".join(repr(each) for each in sorted(schema["patternProperties"]))
             error = f"{joined_extras} {verb} not match any of the regexes: {patterns}"
-            yield ValidationError(error)
+            yield _error(error)
         else:
             listed = ", ".join(repr(extra) for extra in sorted(extras, key=str))
             verb = "was" if len(extras) == 1 else "were"
             error = f"Additional properties are not allowed ({listed} {verb} unexpected)"
-            yield ValidationError(error)
+            yield _error(error)
 
 
-ExactDraft4Validator = jsonschema.validators.extend(
-    Draft4Validator,
-    validators={
-        "multipleOf": _multiple_of,
-        "pattern": _pattern,
-        "patternProperties": _pattern_properties,
-        "additionalProperties": _additional_properties,
-    },
-)
+def _error(message: str) -> ValidationError:
+    from jsonschema import ValidationError  # noqa: PLC0415 - only jsonschema calls this
+
+    return ValidationError(message)
+
+
+@functools.cache
+def exact_draft4_validator() -> type[jsonschema.protocols.Validator]:
+    """Return jsonschema's Draft 4 validator, with exact ``multipleOf`` and bounded patterns."""
+    import jsonschema  # noqa: PLC0415 - see the comment at the imports
+
+    return jsonschema.validators.extend(
+        jsonschema.Draft4Validator,
+        validators={
+            "multipleOf": _multiple_of,
+            "pattern": _pattern,
+            "patternProperties": _pattern_properties,
+            "additionalProperties": _additional_properties,
+        },
+    )
+
+
+def __getattr__(name: str) -> object:
+    """``ExactDraft4Validator``: :func:`exact_draft4_validator` (built when first asked for)."""
+    if name == "ExactDraft4Validator":
+        return exact_draft4_validator()
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
 
 
 def check_schema(schema: t.Mapping[str, t.Any]) -> None:
@@ -701,7 +722,7 @@ def check_schema(schema: t.Mapping[str, t.Any]) -> None:
     Raises:
         jsonschema.SchemaError: The schema is not valid Draft 4.
     """
-    ExactDraft4Validator.check_schema(schema)
+    exact_draft4_validator().check_schema(schema)
 
 
 def draft4_validator(
@@ -720,9 +741,11 @@ def draft4_validator(
     Raises:
         jsonschema.SchemaError: The schema is not valid Draft 4.
     """
+    from jsonschema_specifications import REGISTRY  # noqa: PLC0415 - see the imports
+
     if check:
         check_schema(schema)
-    return ExactDraft4Validator(schema, registry=_METASCHEMAS)
+    return exact_draft4_validator()(schema, registry=REGISTRY)
 
 
 def error_pointer(error: ValidationError) -> str:
@@ -734,16 +757,23 @@ def error_pointer(error: ValidationError) -> str:
 class Draft4Checker:
     """A schema compiled for fast verdicts; its jsonschema validator explains failures.
 
-    Build one with :func:`compile_draft4`. Thread-safe: nothing changes after compilation.
-
-    Attributes:
-        validator: The jsonschema validator of the schema (the reference for verdicts).
+    Build one with :func:`compile_draft4`. Thread-safe: nothing changes after compilation
+    but the validator, built once when first needed (two threads may both build one; either
+    is the same).
     """
 
-    def __init__(self, validator: jsonschema.protocols.Validator, root: _Node | None) -> None:
-        """Pair ``validator`` with the compiled ``root`` (None: jsonschema decides alone)."""
-        self.validator = validator
+    def __init__(self, schema: t.Mapping[str, t.Any], root: _Node | None) -> None:
+        """Pair ``schema`` with its compiled ``root`` (None: jsonschema decides alone)."""
+        self._schema = schema
         self._root = root
+        self._validator: jsonschema.protocols.Validator | None = None
+
+    @property
+    def validator(self) -> jsonschema.protocols.Validator:
+        """The jsonschema validator of the schema (the reference for verdicts)."""
+        if self._validator is None:
+            self._validator = draft4_validator(self._schema, check=False)
+        return self._validator
 
     @property
     def compiled(self) -> bool:
@@ -781,7 +811,9 @@ class Draft4Checker:
         errors = self.validator.iter_errors(instance)
         if ignore:
             errors = (error for error in errors if error.validator not in ignore)
-        return jsonschema.exceptions.best_match(errors)
+        from jsonschema.exceptions import best_match  # noqa: PLC0415 - see the imports
+
+        return best_match(errors)
 
 
 def compile_draft4(schema: t.Mapping[str, t.Any], *, check: bool = True) -> Draft4Checker:
@@ -794,12 +826,13 @@ def compile_draft4(schema: t.Mapping[str, t.Any], *, check: bool = True) -> Draf
     Raises:
         jsonschema.SchemaError: The schema is not valid Draft 4.
     """
-    validator = draft4_validator(schema, check=check)
+    if check:
+        check_schema(schema)
     try:
         root: _Node | None = _Compiler(schema).node(schema)
     except Exception:  # noqa: BLE001 - whatever the compiler does not model, jsonschema does
         root = None
-    return Draft4Checker(validator, root)
+    return Draft4Checker(schema, root)
 
 
 # The compiler. A compiled (sub)schema is a _Node: a value ``x`` is valid exactly when
@@ -827,8 +860,16 @@ _KIND_OF: dict[type, str] = {
     cls: kind for kind in ("string", "number", "object", "array") for cls in _TYPE_CLASSES[kind]
 }
 
-#: Keywords the validator applies; a schema using one the compiler lacks is not compiled.
-_APPLIED = frozenset(ExactDraft4Validator.VALIDATORS) - {"$ref"}
+#: Keywords the validator applies (those of jsonschema's Draft 4 validator, ``$ref`` aside);
+#: a schema using one the compiler lacks is not compiled.
+_APPLIED = frozenset(
+    {
+        *("additionalItems", "additionalProperties", "allOf", "anyOf", "dependencies"),
+        *("enum", "format", "items", "maxItems", "maxLength", "maxProperties", "maximum"),
+        *("minItems", "minLength", "minProperties", "minimum", "multipleOf", "not", "oneOf"),
+        *("pattern", "patternProperties", "properties", "required", "type", "uniqueItems"),
+    },
+)
 _MODELLED = frozenset(
     {
         *("type", "enum", "allOf", "anyOf", "oneOf", "not", "format"),
@@ -866,8 +907,12 @@ class _Node:
 
 def _of_types(names: Sequence[str]) -> _Test:
     """Return jsonschema's test of ``type: names`` (for values of other than JSON classes)."""
-    is_type = ExactDraft4Validator.TYPE_CHECKER.is_type
-    return lambda value: any(is_type(value, name) for name in names)
+
+    def test(value: object) -> bool:
+        is_type = exact_draft4_validator().TYPE_CHECKER.is_type
+        return any(is_type(value, name) for name in names)
+
+    return test
 
 
 def _guarded(kind: str, tests: list[_Test]) -> _Test:
@@ -1141,6 +1186,8 @@ class _Compiler:
             most = _count(schema["maxItems"])
             tests.append(lambda value: len(value) <= most)
         if schema.get("uniqueItems", False):
+            from jsonschema._utils import uniq  # noqa: PLC0415 - see the imports
+
             tests.append(uniq)
         return tests
 
@@ -1265,6 +1312,7 @@ def _enum_test(options: object) -> _Test:
     # options of JSON classes, that is membership among the str options.
     plain = all(type(option) in _JSON_CLASSES for option in choices)
     strings = frozenset(option for option in choices if type(option) is str)
+    from jsonschema._utils import equal  # noqa: PLC0415 - see the imports
 
     def test(value: object) -> bool:
         if plain and type(value) is str:

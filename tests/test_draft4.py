@@ -14,6 +14,8 @@ import datetime as dt
 import decimal
 import fractions
 import os
+import subprocess
+import sys
 import typing as t
 
 import jsonschema
@@ -24,6 +26,7 @@ from hypothesis import strategies as st
 from jsonschema._utils import uniq
 
 from target_stitch_import.draft4 import (
+    _APPLIED,
     _TYPE_CLASSES,
     ExactDraft4Validator,
     check_schema,
@@ -423,6 +426,32 @@ def test_verdicts(schema: dict[str, t.Any], instance: object, valid: bool) -> No
 def test_json_classes_are_typed_as_jsonschema_types_them(value: object) -> None:
     for name, classes in _TYPE_CLASSES.items():
         assert (type(value) in classes) is ExactDraft4Validator.TYPE_CHECKER.is_type(value, name)
+
+
+def test_the_keywords_applied_are_those_of_jsonschemas_draft4_validator() -> None:
+    assert frozenset(ExactDraft4Validator.VALIDATORS) - {"$ref"} == _APPLIED
+
+
+def test_compiling_and_verdicts_need_no_jsonschema() -> None:
+    """A record worker compiles flat and nested schemas and gives verdicts without it."""
+    code = (
+        "import sys\n"
+        "from target_stitch_import.draft4 import compile_draft4\n"
+        "schema = {'type': 'object', 'properties': {'id': {'type': 'integer', 'minimum': 0},\n"
+        "    'n': {'type': ['null', 'string'], 'maxLength': 3},\n"
+        "    'x': {'type': 'object', 'properties': {'p': {'type': 'number', 'multipleOf': 0.01}},\n"
+        "          'additionalProperties': False}}, 'required': ['id']}\n"
+        "checker = compile_draft4(schema, check=False)\n"
+        "assert checker.compiled\n"
+        "assert checker.is_valid({'id': 1, 'n': 'abc', 'x': {'p': 1.25}})\n"
+        "assert not checker.is_valid({'id': -1})\n"
+        "assert not checker.is_valid({'id': 1, 'x': {'q': 1}})\n"
+        "assert 'jsonschema' not in sys.modules, 'jsonschema was imported'\n"
+        "assert checker.first_error({'id': -1}) is not None\n"
+        "assert 'jsonschema' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
 
 
 # Schemas the compiler leaves to jsonschema, with verdicts that must still be right.

@@ -100,6 +100,41 @@ def _is_flat(schema: t.Mapping[str, t.Any] | None) -> bool:
     return True
 
 
+#: Keywords that never change a verdict (formats are not checked).
+_ANNOTATIONS = frozenset({"title", "description", "default", "format", "examples", "$comment"})
+_ROOT_KEYWORDS = frozenset(
+    {"type", "properties", "required", "additionalProperties", "$schema", *_ANNOTATIONS},
+)
+_DRAFT4_TYPES = frozenset({"null", "boolean", "integer", "number", "string", "object", "array"})
+#: Verdicts remembered per stream at most (distinct field lists and value classes).
+_MAX_VERDICTS = 4_096
+
+
+def verdict_follows_classes(schema: t.Mapping[str, t.Any] | None) -> bool:
+    """True when validity under ``schema`` follows from field names and value classes alone.
+
+    So for a schema of typed fields without any other constraint (bounds, lengths, patterns,
+    enums, nested properties): ``required``, a boolean ``additionalProperties`` and the
+    ``type`` of each field look at nothing else.
+    """
+    if not isinstance(schema, dict) or not schema.keys() <= _ROOT_KEYWORDS:
+        return False
+    properties = schema.get("properties", {})
+    additional = schema.get("additionalProperties", True)
+    if not isinstance(properties, dict) or type(additional) is not bool:
+        return False
+    for subschema in properties.values():
+        if not isinstance(subschema, dict) or not subschema.keys() <= {"type", *_ANNOTATIONS}:
+            return False
+        kinds = subschema.get("type", [])
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if not isinstance(kinds, list) or not all(isinstance(kind, str) for kind in kinds):
+            return False
+        if not _DRAFT4_TYPES.issuperset(kinds):
+            return False
+    return True
+
+
 @dataclass(frozen=True)
 class RecordSpec:
     """What preparing a stream's records needs: plain data, the same in every process."""
@@ -152,6 +187,11 @@ class Preparer:
         self._bookmark = spec.bookmark
         #: Prepared records are far below every shape limit (validated flat scalars).
         self._flat = checker is not None and _is_flat(spec.schema)
+        #: Verdicts by field names and value classes, when those decide them (None: they
+        #: do not; every record is checked).
+        self._verdicts: dict[tuple[object, ...], bool] | None = (
+            {} if checker is not None and verdict_follows_classes(spec.schema) else None
+        )
 
     def near_limits(self, data: bytes) -> bool:
         """:func:`near_limits` of a prepared record's data (never, for a flat schema)."""
@@ -175,10 +215,17 @@ class Preparer:
                 return None
         is_valid = self._is_valid
         if is_valid is not None:
-            try:
-                if not is_valid(record):
+            verdicts = self._verdicts
+            signature = (*record, *map(type, record.values())) if verdicts is not None else ()
+            valid = verdicts.get(signature) if verdicts is not None else None
+            if valid is None:
+                try:
+                    valid = is_valid(record)
+                except Exception:  # noqa: BLE001 - too deep, an unresolvable $ref: the full steps say
                     return None
-            except Exception:  # noqa: BLE001 - too deep, an unresolvable $ref: the full steps say
+                if verdicts is not None and len(verdicts) < _MAX_VERDICTS:
+                    verdicts[signature] = valid
+            if not valid:
                 return None
         parsed: list[tuple[str, object]] = []
         for name, parse in self._datelike:

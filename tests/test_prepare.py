@@ -9,14 +9,18 @@ import typing as t
 
 import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from target_stitch_import.batch import upsert_message
 from target_stitch_import.contract import MAX_RECORD_DEPTH
+from target_stitch_import.draft4 import compile_draft4
 from target_stitch_import.prepare import (
     DECODER,
     Preparer,
     RecordSpec,
     near_limits,
+    verdict_follows_classes,
 )
 
 SCHEMA: dict[str, t.Any] = {
@@ -146,3 +150,90 @@ def test_a_spec_travels_as_json_with_exact_numbers() -> None:
     prepared = Preparer(copied).prepare(DECODER.decode(line))
     assert prepared is not None
     assert prepared[1] == b'{"id":1,"price":0.10,"at":null}'
+
+
+TYPED_ONLY = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "name": {"type": ["null", "string"], "description": "a name"},
+        "at": {"type": ["null", "string"], "format": "date-time"},
+        "any": {},
+    },
+    "required": ["id"],
+}
+
+
+@pytest.mark.parametrize(
+    ("schema", "follows"),
+    [
+        (TYPED_ONLY, True),
+        ({**TYPED_ONLY, "additionalProperties": False}, True),
+        ({"properties": {"a": {"type": "object"}, "b": {"type": "array"}}}, True),
+        ({**TYPED_ONLY, "additionalProperties": {"type": "string"}}, False),
+        ({"properties": {"a": {"type": "string", "maxLength": 3}}}, False),
+        ({"properties": {"a": {"type": "integer", "minimum": 0}}}, False),
+        ({"properties": {"a": {"enum": [1, 2]}}}, False),
+        ({"properties": {"a": {"type": "string", "pattern": "x"}}}, False),
+        ({"properties": {"a": {"type": "object", "properties": {"b": {"type": "string"}}}}}, False),
+        ({"properties": {"a": {"$ref": "#/definitions/x"}}, "definitions": {"x": {}}}, False),
+        ({"properties": {"a": {"type": "decimal"}}}, False),
+        ({"properties": {"a": {"type": 5}}}, False),
+        ({"properties": {"a": True}}, False),
+        ({"properties": {"a": {"type": "string"}}, "minProperties": 1}, False),
+        (None, False),
+    ],
+)
+def test_verdicts_are_remembered_only_where_names_and_classes_decide_them(
+    schema: dict[str, t.Any] | None,
+    follows: bool,
+) -> None:
+    assert verdict_follows_classes(schema) is follows
+
+
+_FIELDS = ("a", "b", "c", "d")
+_KINDS = ("null", "boolean", "integer", "number", "string", "object", "array")
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.decimals(allow_nan=False, allow_infinity=False, places=2),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=3),
+    st.just({}),
+    st.just([1]),
+)
+
+
+@given(
+    kinds=st.fixed_dictionaries(
+        {name: st.one_of(st.none(), st.sampled_from(_KINDS), st.lists(st.sampled_from(_KINDS), max_size=3))
+         for name in _FIELDS},
+    ),
+    required=st.lists(st.sampled_from(_FIELDS), unique=True, max_size=2),
+    closed=st.booleans(),
+    records=st.lists(
+        st.dictionaries(st.sampled_from(_FIELDS), _VALUES, max_size=4),
+        min_size=1,
+        max_size=30,
+    ),
+)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_remembered_verdicts_are_the_validators(
+    kinds: dict[str, t.Any],
+    required: list[str],
+    closed: bool,
+    records: list[dict[str, t.Any]],
+) -> None:
+    properties = {name: ({} if kind is None else {"type": kind}) for name, kind in kinds.items()}
+    schema = {"type": "object", "properties": properties, "additionalProperties": not closed}
+    if required:
+        schema["required"] = required
+    assert verdict_follows_classes(schema)
+    checker = compile_draft4(schema, check=False)
+    preparer = Preparer(
+        RecordSpec(stream="s", schema=schema, fields=_FIELDS, datelike=(), keys=(), bookmark=None),
+    )
+    for record in records * 2:  # the second time, from what was remembered
+        expected = checker.is_valid(record)
+        assert (preparer.prepare(message(dict(record))) is not None) is expected

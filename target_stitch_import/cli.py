@@ -15,6 +15,7 @@ import ctypes
 import logging
 import os
 import platform
+import signal
 import sys
 import typing as t
 
@@ -157,8 +158,12 @@ def exit_now(code: object) -> t.NoReturn:
     workers were reaped, and the background threads are daemons with nothing left to do.
     What the interpreter would still do is free every module and object one by one
     (≈ 0.1 s with the SDK loaded); this flushes the log handlers and the standard streams
-    and ends the process without that.
+    and ends the process without that. From here on SIGTERM and SIGINT end the process as
+    they do by default: a reader that stopped reading can never hold it up.
     """
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread
+            signal.signal(signum, signal.SIG_DFL)
     if code is None:
         status = 0
     elif isinstance(code, int):

@@ -39,6 +39,7 @@ _SIGNAL_EXIT_BASE = 128
 #: as they are (a config file that is not there, a disk that is full).
 USER_ERRORS: tuple[type[BaseException], ...] = (
     StitchImportError,
+    StoppedError,
     OSError,
     ConfigValidationError,
     InvalidJSONSchema,

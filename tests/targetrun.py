@@ -83,6 +83,7 @@ class Result:
         errors = self.error_lines
         assert len(errors) <= 1, f"more than one error line: {errors}"
         assert "Traceback" not in self.stderr, self.stderr
+        assert not any("this is a bug" in line for line in errors), errors  # an expected error
         return errors[0] if errors else ""
 
     @property

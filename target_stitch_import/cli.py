@@ -19,35 +19,43 @@ import signal
 import sys
 import typing as t
 
-from singer_sdk.exceptions import (
-    ConfigValidationError,
-    InvalidJSONSchema,
-    InvalidRecord,
-    MissingKeyPropertiesError,
-    RecordsWithoutSchemaException,
-)
-from singer_sdk.singerlib.exceptions import InvalidInputLine
-
 from target_stitch_import.errors import StitchImportError, StoppedError
-from target_stitch_import.target import TargetStitchImport
 
 PROG = "target-stitch-import"
 _LINE_LIMIT = 1_000
 _SIGNAL_EXIT_BASE = 128
 
-#: Errors that are the input's, the settings', the system's or the API's doing, reported
-#: as they are (a config file that is not there, a disk that is full).
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    StitchImportError,
-    StoppedError,
-    OSError,
-    ConfigValidationError,
-    InvalidJSONSchema,
-    InvalidRecord,
-    MissingKeyPropertiesError,
-    RecordsWithoutSchemaException,
-    InvalidInputLine,
+#: The SDK's errors that are the input's or the settings' doing, by module.
+_SDK_USER_ERRORS = (
+    (
+        "singer_sdk.exceptions",
+        (
+            "ConfigValidationError",
+            "InvalidJSONSchema",
+            "InvalidRecord",
+            "MissingKeyPropertiesError",
+            "RecordsWithoutSchemaException",
+        ),
+    ),
+    ("singer_sdk.singerlib.exceptions", ("InvalidInputLine",)),
 )
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that are the input's, the settings', the system's or the API's doing.
+
+    They are reported as they are (a config file that is not there, a disk that is full).
+    The SDK's count once it is loaded (``connect`` runs without it: none of its errors can
+    occur there).
+    """
+    errors: list[type[BaseException]] = [StitchImportError, StoppedError, OSError]
+    for module_name, names in _SDK_USER_ERRORS:
+        module = sys.modules.get(module_name)
+        for name in names:
+            error = getattr(module, name, None)
+            if isinstance(error, type) and issubclass(error, BaseException):
+                errors.append(error)
+    return tuple(errors)
 
 
 def error_text(exc: BaseException) -> str:
@@ -57,7 +65,7 @@ def error_text(exc: BaseException) -> str:
     except Exception:  # noqa: BLE001 - a message that cannot even be rendered
         text = ""
     text = text or type(exc).__name__
-    if not isinstance(exc, USER_ERRORS):
+    if not isinstance(exc, user_errors()):
         text = (
             f"unexpected {type(exc).__name__}: {text} (this is a bug of {PROG}; please "
             "report it with the log of a run with LOGLEVEL=debug)"
@@ -139,6 +147,8 @@ def _run(argv: t.Sequence[str] | None) -> None:
         sys.exit(connect.main(given[1:]))
     map_large_buffers()
     try:
+        from target_stitch_import.target import TargetStitchImport  # noqa: PLC0415 - not for connect
+
         TargetStitchImport.cli.main(args=args, prog_name=PROG)
     except StoppedError as exc:
         report(exc)

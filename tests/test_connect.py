@@ -718,3 +718,24 @@ def test_storage_adds_connect_tables_to_an_older_database(tmp_path: Path) -> Non
         assert not storage.revoke_token(source.id, token_id, revoked_at="2024-01-02T00:00:00Z")
         assert not storage.token_is_live("tok")
         assert storage.tokens_created
+
+
+def test_connect_commands_start_without_the_sdk() -> None:
+    """``connect`` needs no Singer SDK: it is not imported (half a second of every command)."""
+    code = (
+        "import os, sys\n"
+        "from target_stitch_import import cli\n"
+        "end = os._exit\n"
+        "def report(status):\n"
+        "    sys.stderr.write(f'SDK loaded: {\"singer_sdk\" in sys.modules}\\n')\n"
+        "    sys.stderr.flush()\n"
+        "    end(status)\n"
+        "os._exit = report\n"
+        "cli.main(['connect', '--help'])\n"
+    )
+    done = subprocess.run(  # noqa: S603 - this interpreter
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "create-source" in done.stdout
+    assert "SDK loaded: False" in done.stderr

@@ -733,7 +733,7 @@ def test_connect_commands_start_without_the_sdk() -> None:
         "os._exit = report\n"
         "cli.main(['connect', '--help'])\n"
     )
-    done = subprocess.run(  # noqa: S603 - this interpreter
+    done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False,
     )
     assert done.returncode == 0, done.stderr

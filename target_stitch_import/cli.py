@@ -25,19 +25,15 @@ PROG = "target-stitch-import"
 _LINE_LIMIT = 1_000
 _SIGNAL_EXIT_BASE = 128
 
-#: The SDK's errors that are the input's or the settings' doing, by module.
+#: The SDK's errors that are the input's or the settings' doing, by module: settings
+#: (stream maps included: an expression that does not parse or fails), records, schemas,
+#: input lines.
 _SDK_USER_ERRORS = (
     (
         "singer_sdk.exceptions",
-        (
-            "ConfigValidationError",
-            "InvalidJSONSchema",
-            "InvalidRecord",
-            "MissingKeyPropertiesError",
-            "RecordsWithoutSchemaException",
-        ),
+        ("ConfigurationError", "MappingError", "FatalSyncError", "InvalidRecord", "DataError"),
     ),
-    ("singer_sdk.singerlib.exceptions", ("InvalidInputLine",)),
+    ("singer_sdk.singerlib.exceptions", ("SingerReadError",)),
 )
 
 

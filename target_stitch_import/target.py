@@ -11,6 +11,7 @@ reading thread, SIGTERM/SIGINT stop at once, and every failure stops the run
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import signal
@@ -19,7 +20,7 @@ import threading
 import typing as t
 
 import fsspec  # type: ignore[import-untyped]
-from singer_sdk.exceptions import RecordsWithoutSchemaException
+from singer_sdk.exceptions import MappingError, RecordsWithoutSchemaException
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchFileFormat
 from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.mapper import SameRecordTransform
@@ -167,13 +168,14 @@ class TargetStitchImport(Target):
             check_nesting(message.schema)
         except SchemaProblemError as exc:
             raise exc.for_stream(message.stream) from None
-        super()._process_schema_message(
-            {
-                **message_dict,
-                "schema": message.schema,
-                "key_properties": message.key_properties,
-            },
-        )
+        with _stream_maps_of(message.stream):
+            super()._process_schema_message(
+                {
+                    **message_dict,
+                    "schema": message.schema,
+                    "key_properties": message.key_properties,
+                },
+            )
         for stream_map in self.mapper.stream_maps[message.stream]:
             self.run.table(stream_map.stream_alias).bookmark_names = message.bookmark_properties
         self._lean_sinks.pop(message.stream, None)  # the sink or the maps may have changed
@@ -306,7 +308,8 @@ class TargetStitchImport(Target):
                 "send each stream's SCHEMA first"
             )
             raise RecordsWithoutSchemaException(msg)
-        super()._process_record_message(message_dict)
+        with _stream_maps_of(stream):
+            super()._process_record_message(message_dict)
 
     def _lean_sink(self, stream: str) -> StitchImportSink | t.Literal[False]:
         """The sink of a pass-through stream, whose RECORDs may skip the SDK's path.
@@ -468,6 +471,20 @@ class TargetStitchImport(Target):
         finally:
             run.stop()
         run.log_summary()
+
+
+@contextlib.contextmanager
+def _stream_maps_of(stream: str) -> t.Iterator[None]:
+    """Name the stream and the setting in the errors of its stream maps.
+
+    An expression that does not parse or fails on a record, a name clash: the user's.
+    """
+    try:
+        yield
+    except MappingError as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        msg = f"stream '{stream}': stream_maps: {text}"
+        raise ConfigError(msg) from exc
 
 
 def _silence_stdout() -> None:

@@ -319,6 +319,23 @@ def test_a_config_file_that_is_not_there_is_named_in_one_line(tmp_path: Path) ->
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("1 +* ((", "input line 1: stream 's': stream_maps: Failed to parse expression 1 +* (("),
+        ("no_such_name + 1", "input line 2: stream 's': stream_maps: Failed to evaluate"),
+    ],
+    ids=["does-not-parse", "fails-on-a-record"],
+)
+def test_a_bad_stream_map_is_named_in_one_line(tmp_path: Path, expression: str, expected: str) -> None:
+    out = tmp_path / "bodies"
+    settings = {"token": TOKEN, "dry_run_dir": str(out), "stream_maps": {"s": {"x": expression}}}
+    result = run_target(settings, [schema("s", ID, ["id"]), record("s", {"id": 1})], tmp_path)
+    assert result.returncode == 1
+    assert result.last_error_line.startswith("target-stitch-import: error: " + expected)
+    assert not out.exists() or not any(out.iterdir())
+
+
 @pytest.mark.parametrize("token", [123456789, ["secret-in-a-list"], {"value": "secret-in-an-object"}])
 def test_a_token_of_the_wrong_type_is_never_echoed(tmp_path: Path, token: object) -> None:
     result = run_target({"token": token, "api_url": "http://127.0.0.1:9"}, [], tmp_path)

@@ -113,6 +113,8 @@ class TargetStitchImport(Target):
         Raises:
             ConfigError: Every problem found, in one line.
         """
+        if "stream_maps" in self._config and self._config["stream_maps"] is None:
+            del self._config["stream_maps"]  # null: none (the SDK's mapper fails on it)
         schema = self.config_jsonschema
         self.append_builtin_config(schema)
         secret = {

@@ -336,6 +336,14 @@ def test_a_bad_stream_map_is_named_in_one_line(tmp_path: Path, expression: str, 
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_stream_maps_set_to_null_means_none(tmp_path: Path) -> None:
+    out = tmp_path / "bodies"
+    settings = {"token": TOKEN, "dry_run_dir": str(out), "stream_maps": None}
+    result = run_target(settings, [schema("s", ID, ["id"]), record("s", {"id": 1})], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(path.read_text())["messages"][0]["data"] for path in out.iterdir()] == [{"id": 1}]
+
+
 @pytest.mark.parametrize("token", [123456789, ["secret-in-a-list"], {"value": "secret-in-an-object"}])
 def test_a_token_of_the_wrong_type_is_never_echoed(tmp_path: Path, token: object) -> None:
     result = run_target({"token": token, "api_url": "http://127.0.0.1:9"}, [], tmp_path)

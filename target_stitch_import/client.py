@@ -58,6 +58,31 @@ _WATCHDOG_IDLE_SECONDS = 30.0
 _CUT_RECHECK_SECONDS = 0.05
 _DEADLINE = "deadline"
 _CANCELLED = "cancelled"
+#: Import API and Connect API answers are short JSON objects: of a longer body (a
+#: misdirected api_url, a hostile or broken server) only this much is read and kept.
+MAX_ANSWER_BYTES = 1 << 20
+_ANSWER_CHUNK = 64 * 1024
+
+
+def read_answer(response: requests.Response, limit: int = MAX_ANSWER_BYTES) -> bool:
+    """Read a streamed answer's body, at most ``limit`` bytes; ``.json()`` and ``.text`` use it.
+
+    Returns:
+        Whether the body was longer: only its first ``limit`` bytes are kept (an endless or
+        huge answer never fills the memory); close the response, never reuse its connection.
+
+    Raises:
+        requests.RequestException: The body broke off.
+    """
+    data = bytearray()
+    longer = False
+    for chunk in response.iter_content(_ANSWER_CHUNK):
+        data += chunk
+        if len(data) > limit:
+            longer = True
+            break
+    response._content = bytes(data[:limit])  # noqa: SLF001 - requests' cache of the body
+    return longer
 
 
 def redact(text: str, token: str) -> str:
@@ -527,7 +552,8 @@ class ImportApiClient:
         except requests.RequestException as exc:
             return None, exc
         try:
-            _ = response.content
+            if read_answer(response):
+                LOGGER.debug("%s answered with over %d bytes: kept those", url, MAX_ANSWER_BYTES)
         except requests.RequestException as exc:
             return response, exc
         finally:

@@ -41,7 +41,7 @@ from pathlib import Path
 import requests
 
 from target_stitch_import.__version__ import __version__
-from target_stitch_import.client import redact
+from target_stitch_import.client import read_answer, redact
 from target_stitch_import.contract import VALIDATE_PATH, Region
 from target_stitch_import.emulator.text import escape_raw_controls
 from target_stitch_import.errors import ConnectError
@@ -143,7 +143,12 @@ class Http:
                 headers=headers,
                 timeout=self.timeout,
                 allow_redirects=False,
+                stream=True,
             )
+            try:
+                read_answer(response)  # at most MAX_ANSWER_BYTES of it
+            finally:
+                response.close()
         except requests.Timeout as exc:
             what = f"no answer from {url} within {self.timeout:g} s ({type(exc).__name__})"
             raise self.error(what) from None

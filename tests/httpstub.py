@@ -9,6 +9,7 @@ headers) is recorded in :attr:`HttpStub.exchanges` as soon as it arrives, its bo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -122,6 +123,24 @@ def read_slowly(delay: float, chunk: int = 1024) -> Answer:
                 return
             left -= len(got)
         exchange.write(head(201, {}, b"{}") + b"{}")
+
+    return run
+
+
+def endless_body(status: int) -> Answer:
+    """Answer ``status`` with a chunked body that never ends (until the client leaves)."""
+
+    def run(exchange: Exchange) -> None:
+        exchange.read_body()
+        exchange.handler.close_connection = True
+        exchange.write(
+            f"HTTP/1.1 {status} Whatever\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n".encode(),
+        )
+        chunk = b"%x\r\n%s\r\n" % (65536, b'{"error": "' + b"x" * (65536 - 11))
+        with contextlib.suppress(OSError):  # the client left
+            while not exchange.stub.stopping.is_set():
+                exchange.write(chunk)
 
     return run
 

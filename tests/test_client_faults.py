@@ -20,6 +20,7 @@ import pytest
 from httpstub import (
     HttpStub,
     answer,
+    endless_body,
     read_slowly,
     redirect,
     self_signed,
@@ -183,6 +184,27 @@ def test_a_2xx_whose_body_trickles_is_an_acknowledgement(caplog: pytest.LogCaptu
         assert time.monotonic() - started < 3
         assert len(stub.requests("POST")) == 1
     assert "HTTP 201 (acknowledged)" in caplog.text
+
+
+def test_an_endless_2xx_answer_is_an_acknowledgement_read_no_further() -> None:
+    with HttpStub(endless_body(201), answer(500)) as stub, client(stub, timeout=30) as api:
+        started = time.monotonic()
+        assert api.push("t", BATCH, validate_only=True) == {}
+        assert time.monotonic() - started < 10  # a megabyte, not until the deadline
+        assert len(stub.requests("POST")) == 1
+
+
+def test_an_endless_5xx_answer_is_retried_and_a_huge_4xx_is_one_short_line() -> None:
+    with HttpStub(endless_body(503), answer(201)) as stub, client(stub, timeout=30) as api:
+        started = time.monotonic()
+        api.push("t", BATCH, validate_only=True)
+        assert time.monotonic() - started < 10
+        assert len(stub.requests("POST")) == 2
+    with HttpStub(endless_body(400)) as stub, client(stub, timeout=30) as api:
+        with pytest.raises(FatalApiError) as raised:
+            api.push("t", BATCH, validate_only=True)
+        assert raised.value.status == 400
+        assert len(str(raised.value)) < 1_000
 
 
 def test_a_server_reading_the_upload_slowly_ends_the_try_at_the_deadline() -> None:

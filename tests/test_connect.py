@@ -739,3 +739,14 @@ def test_connect_commands_start_without_the_sdk() -> None:
     assert done.returncode == 0, done.stderr
     assert "create-source" in done.stdout
     assert "SDK loaded: False" in done.stderr
+
+
+def test_an_endless_answer_ends_with_one_line_at_once() -> None:
+    """A server (a wrong --api-url) that answers a body without end: its first megabyte is read."""
+    from httpstub import HttpStub, endless_body  # noqa: PLC0415 - the client's fault stub
+
+    for status, expected in ((200, "a body that is not JSON"), (500, "HTTP 500")):
+        with HttpStub(endless_body(status)) as stub:
+            done = connect("list-tokens", "123", "--api-url", stub.url, timeout=30)
+        assert expected in done.error_line
+        assert len(done.error_line) < 1_000

@@ -51,6 +51,10 @@ _TYPE_TEXT_LIMIT = 40
 #: Bytes asked of the input per read (a read returns what is there, at most this much;
 #: large reads mean fewer, larger hand-overs to record workers).
 _READ_SIZE = 1 << 18
+#: A line longer than this is refused as it is read (input without line breaks, say, would
+#: otherwise fill the memory). No Singer message comes near it: a RECORD's data must fit a
+#: 4 MB request body, and the SCHEMA of 10,000 columns or a large STATE are a few MB.
+MAX_LINE_BYTES = 1 << 26
 _T = t.TypeVar("_T")
 #: A read with fewer lines is taken in the reading process (not worth a worker's round trip).
 _PREPARE_MIN_LINES = 64
@@ -78,8 +82,13 @@ def _chunks(read: t.Callable[[int], bytes]) -> t.Iterator[list[bytes]]:
 
     A read returns what the input has (waiting only while it has nothing), so a line is
     never held back waiting for the lines after it. A last line without a newline counts.
+
+    Raises:
+        InputError: A line grew past :data:`MAX_LINE_BYTES` (every line before it was
+            given out already).
     """
     partial: list[bytes] = []  # the start of a line longer than one read
+    held = 0
     while True:
         data = read(_READ_SIZE)
         if not data:
@@ -89,14 +98,22 @@ def _chunks(read: t.Callable[[int], bytes]) -> t.Iterator[list[bytes]]:
         lines = data.split(b"\n")
         if len(lines) == 1:
             partial.append(data)
+            held += len(data)
+            if held > MAX_LINE_BYTES:
+                msg = (
+                    f"a line longer than {MAX_LINE_BYTES:,} bytes (no line break so far); no "
+                    "Singer message is that long: is the input a Singer stream?"
+                )
+                raise InputError(msg)
             continue
         if partial:
             partial.append(lines[0])
             lines[0] = b"".join(partial)
-            partial = []
+            partial, held = [], 0
         last = lines.pop()
         if last:
             partial.append(last)
+            held = len(last)
         yield lines
 
 
@@ -196,13 +213,17 @@ class LineReader(MsgSpecReader):
         chunks = _chunks(read) if read is not None else self._single_lines(source)
         counts: collections.Counter[str] = collections.Counter()
         records = 0
-        for chunk, ticket, results in self._with_results(
-            t.cast("t.Iterator[list[bytes | str]]", chunks), source
-        ):
-            if ticket is None or results is None:
-                records += self._read_lines(chunk, callbacks, counts)
-            else:
-                records += self._read_prepared(chunk, ticket, results, callbacks, counts)
+        try:
+            for chunk, ticket, results in self._with_results(
+                t.cast("t.Iterator[list[bytes | str]]", chunks), source
+            ):
+                if ticket is None or results is None:
+                    records += self._read_lines(chunk, callbacks, counts)
+                else:
+                    records += self._read_prepared(chunk, ticket, results, callbacks, counts)
+        except InputError as exc:  # a line too long to read: every line before it is taken
+            at_line(exc, self.line_number + 1)
+            raise
         counts["RECORD"] += records
         return counts
 
@@ -292,15 +313,20 @@ class LineReader(MsgSpecReader):
             return
         pending: collections.deque[tuple[list[bytes | str], Ticket | None]] = collections.deque()
         more = _more_input(source)
-        for chunk in chunks:
-            ticket = None
-            if len(chunk) >= _PREPARE_MIN_LINES and type(chunk[0]) is bytes:
-                ticket = workers.submit(t.cast("list[bytes]", chunk))
-            pending.append((chunk, ticket))
-            while pending and (
-                pending[0][1] is None or len(pending) > workers.depth or not more()
-            ):
+        try:
+            for chunk in chunks:
+                ticket = None
+                if len(chunk) >= _PREPARE_MIN_LINES and type(chunk[0]) is bytes:
+                    ticket = workers.submit(t.cast("list[bytes]", chunk))
+                pending.append((chunk, ticket))
+                while pending and (
+                    pending[0][1] is None or len(pending) > workers.depth or not more()
+                ):
+                    yield self._taken(pending.popleft())
+        except (InputError, OSError):  # the input cannot be read on: what was read goes first
+            while pending:
                 yield self._taken(pending.popleft())
+            raise
         while pending:
             yield self._taken(pending.popleft())
 

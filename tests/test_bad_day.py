@@ -7,10 +7,12 @@ STATE moved past unacknowledged records.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 import typing as t
 from pathlib import Path
@@ -184,6 +186,27 @@ def test_a_signal_stops_retry_waits_at_once(
     name = signal.Signals(signum).name
     assert f"stopped by {name}: 1 of 1 records read were not acknowledged" in result.last_error_line
     assert TOKEN not in result.stderr
+
+
+def test_input_without_line_breaks_is_refused_before_it_fills_the_memory(tmp_path: Path) -> None:
+    out = tmp_path / "bodies"
+    process = start_target({"token": TOKEN, "dry_run_dir": str(out)}, tmp_path)
+    feed(process, schema("s", ID, ["id"]), *(record("s", {"id": i}) for i in range(3)))
+    stdin = process.stdin
+    assert stdin is not None
+
+    def endless() -> None:  # a tap gone wrong: bytes without end, no line break
+        with contextlib.suppress(OSError, ValueError):
+            while True:
+                stdin.write("x" * 65536)
+
+    threading.Thread(target=endless, daemon=True).start()
+    process.stdin = None  # the writer owns it (communicate() must not touch it)
+    result = finish(process, timeout=60)
+    assert result.returncode == 1
+    assert result.last_error_line.startswith(
+        "target-stitch-import: error: input line 5: a line longer than 67,108,864 bytes",
+    )
 
 
 # Hostile input lines

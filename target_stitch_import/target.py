@@ -11,7 +11,6 @@ reading thread, SIGTERM/SIGINT stop at once, and every failure stops the run
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import os
 import signal
@@ -170,7 +169,7 @@ class TargetStitchImport(Target):
             check_nesting(message.schema)
         except SchemaProblemError as exc:
             raise exc.for_stream(message.stream) from None
-        with _stream_maps_of(message.stream):
+        try:
             super()._process_schema_message(
                 {
                     **message_dict,
@@ -178,6 +177,8 @@ class TargetStitchImport(Target):
                     "key_properties": message.key_properties,
                 },
             )
+        except MappingError as exc:
+            raise _stream_maps_error(message.stream, exc) from exc
         for stream_map in self.mapper.stream_maps[message.stream]:
             self.run.table(stream_map.stream_alias).bookmark_names = message.bookmark_properties
         self._lean_sinks.pop(message.stream, None)  # the sink or the maps may have changed
@@ -310,8 +311,10 @@ class TargetStitchImport(Target):
                 "send each stream's SCHEMA first"
             )
             raise RecordsWithoutSchemaException(msg)
-        with _stream_maps_of(stream):
+        try:  # (not a context manager: this runs for every record of the SDK's path)
             super()._process_record_message(message_dict)
+        except MappingError as exc:
+            raise _stream_maps_error(stream, exc) from exc
 
     def _lean_sink(self, stream: str) -> StitchImportSink | t.Literal[False]:
         """The sink of a pass-through stream, whose RECORDs may skip the SDK's path.
@@ -475,18 +478,13 @@ class TargetStitchImport(Target):
         run.log_summary()
 
 
-@contextlib.contextmanager
-def _stream_maps_of(stream: str) -> t.Iterator[None]:
-    """Name the stream and the setting in the errors of its stream maps.
+def _stream_maps_error(stream: str, exc: MappingError) -> ConfigError:
+    """The error of a stream's maps, naming the stream and the setting (the user's doing).
 
-    An expression that does not parse or fails on a record, a name clash: the user's.
+    An expression that does not parse or fails on a record, a name clash.
     """
-    try:
-        yield
-    except MappingError as exc:
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        msg = f"stream '{stream}': stream_maps: {text}"
-        raise ConfigError(msg) from exc
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return ConfigError(f"stream '{stream}': stream_maps: {text}")
 
 
 def _silence_stdout() -> None:

@@ -85,6 +85,15 @@ def near_limits(data: bytes) -> bool:
     )
 
 
+def _type_names(subschema: dict[str, t.Any], missing: object) -> list[str] | None:
+    """A property's ``type`` as a list of names (``missing`` when absent); None: malformed."""
+    kinds = subschema.get("type", missing)
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    if not isinstance(kinds, list) or not all(isinstance(kind, str) for kind in kinds):
+        return None
+    return kinds
+
+
 def _is_flat(schema: t.Mapping[str, t.Any] | None) -> bool:
     """True when a valid record of ``schema`` without unknown fields is one level of scalars."""
     properties = schema.get("properties") if isinstance(schema, dict) else None
@@ -93,9 +102,8 @@ def _is_flat(schema: t.Mapping[str, t.Any] | None) -> bool:
     for subschema in properties.values():
         if not isinstance(subschema, dict) or not subschema.keys() <= _SCALAR_KEYWORDS:
             return False
-        kinds = subschema.get("type")
-        kinds = [kinds] if isinstance(kinds, str) else kinds
-        if not isinstance(kinds, list) or not kinds or not _SCALAR_TYPES.issuperset(kinds):
+        kinds = _type_names(subschema, None)
+        if not kinds or not _SCALAR_TYPES.issuperset(kinds):
             return False
     return True
 
@@ -126,11 +134,8 @@ def verdict_follows_classes(schema: t.Mapping[str, t.Any] | None) -> bool:
     for subschema in properties.values():
         if not isinstance(subschema, dict) or not subschema.keys() <= {"type", *_ANNOTATIONS}:
             return False
-        kinds = subschema.get("type", [])
-        kinds = [kinds] if isinstance(kinds, str) else kinds
-        if not isinstance(kinds, list) or not all(isinstance(kind, str) for kind in kinds):
-            return False
-        if not _DRAFT4_TYPES.issuperset(kinds):
+        kinds = _type_names(subschema, [])
+        if kinds is None or not _DRAFT4_TYPES.issuperset(kinds):
             return False
     return True
 

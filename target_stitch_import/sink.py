@@ -80,8 +80,6 @@ _SDC_FIELDS = frozenset(
 )  # fmt: skip
 #: Rounds of ``multipleOf`` fixes tried on one record (a fix can uncover another failure).
 _PRECISION_ROUNDS = 3
-#: Bytes that close a request body (``]}``), beyond its header and messages.
-_BODY_END_BYTES = 2
 #: Records taken by the lean path between two updates of the SDK's counters.
 _COUNT_CHUNK = 10_000
 
@@ -469,7 +467,7 @@ class StitchImportSink(BatchSink):
         table = self._table
         sequencer = table.sequencer
         headers = self._headers
-        room = self._max_bytes - _BODY_END_BYTES
+        room = self._max_bytes - body_size(b"", b"")  # what header + message may take
         index = -1
         try:  # _finish written out: the reading process's per-record path with workers
             for index in indices:
@@ -674,8 +672,9 @@ class StitchImportSink(BatchSink):
         version = self._table.version_of(version)
         message = upsert_message(sequence, data)
         header = self._headers.get(version) or self._header(version)
-        if len(header) + len(message) + _BODY_END_BYTES > self._max_bytes:
-            self._too_large(record, body_size(header, message))
+        needed = body_size(header, message)
+        if needed > self._max_bytes:
+            self._too_large(record, needed)
         return header, message
 
     def _too_large(self, record: dict[str, t.Any] | bytes | str, needed: int) -> t.NoReturn:
